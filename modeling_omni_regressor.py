@@ -17,19 +17,18 @@ except ImportError:  # installed as a top-level module of this package
     from configuration_omni_regressor import OmniRegressorConfig
 
 
-# Keys of an original Qwen2.5-Omni checkpoint (`thinker.model.*` is the language model) and of a Thinker-only one
-# (the same without the `thinker.` prefix), mapped onto this class's `thinker` (a `Qwen2_5OmniThinkerModel`).
-# This class saves its own weights in the same original layout, so the one mapping below holds for every load: an
-# original checkpoint, a Thinker-only checkpoint and a folder written by `save_pretrained` (see `from_pretrained`).
-ORIGINAL_OMNI_KEY_MAPPING = {
+# Original Qwen2.5-Omni checkpoints hold the Thinker's language model as `thinker.model.*` (Thinker-only checkpoints:
+# `thinker.model.*` when written by transformers 5, `model.*` in older copies) beside `thinker.audio_tower.*` and
+# `thinker.visual.*`. This class keeps transformers' own `Qwen2_5OmniThinkerModel` as `thinker`, whose language model
+# is `thinker.language_model`, and saves its weights back in the original layout (transformers reverses the load-time
+# mapping on save). So the one mapping below is used for every load: an original checkpoint, a Thinker-only one and
+# a folder written by `save_pretrained`, in this process or a fresh one.
+CHECKPOINT_KEY_MAPPING = {
     r"^thinker\.model\.": "thinker.language_model.",
-}
-THINKER_ONLY_KEY_MAPPING = {
     r"^model\.": "thinker.language_model.",
     r"^audio_tower\.": "thinker.audio_tower.",
     r"^visual\.": "thinker.visual.",
 }
-SAVED_LANGUAGE_MODEL_PREFIX = ("thinker.language_model.", "thinker.model.")
 
 
 @dataclass
@@ -115,23 +114,28 @@ class Qwen2_5OmniForSentimentRegression(PreTrainedModel):
                 }
                 if model_type == "qwen2_5_omni":
                     thinker_config = AutoConfig.from_pretrained(config_source, **hub_kwargs).thinker_config
-                    key_mapping = key_mapping or ORIGINAL_OMNI_KEY_MAPPING
                 else:
                     thinker_config = Qwen2_5OmniThinkerConfig.from_pretrained(config_source, **hub_kwargs)
-                    key_mapping = key_mapping or THINKER_ONLY_KEY_MAPPING
                 config = OmniRegressorConfig(
                     thinker_config=thinker_config,
                     base_model_name_or_path=str(pretrained_model_name_or_path),
                     pad_token_id=thinker_config.text_config.pad_token_id,
                     **readout_kwargs,
                 )
-        if key_mapping is None:
-            # Our own folders hold the language model as `thinker.model.*` (the original layout) or, when written by
-            # transformers' state-dict tools without the reversal, as `thinker.language_model.*`; both load.
-            key_mapping = ORIGINAL_OMNI_KEY_MAPPING
         return super().from_pretrained(
-            pretrained_model_name_or_path, *model_args, config=config, key_mapping=key_mapping, **kwargs
+            pretrained_model_name_or_path,
+            *model_args,
+            config=config,
+            key_mapping=key_mapping if key_mapping is not None else CHECKPOINT_KEY_MAPPING,
+            **kwargs,
         )
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """Also maps `AutoModelForSequenceClassification` to this class (`register_for_auto_class` keeps one)."""
+        auto_map = dict(getattr(self.config, "auto_map", None) or {})
+        auto_map["AutoModelForSequenceClassification"] = f"modeling_omni_regressor.{type(self).__name__}"
+        self.config.auto_map = auto_map
+        return super().save_pretrained(save_directory, *args, **kwargs)
 
     def pool_last_non_padding(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
         """Final hidden state of the last position whose attention mask is 1, for left or right padding."""
@@ -216,5 +220,8 @@ class Qwen2_5OmniForSentimentRegression(PreTrainedModel):
             pooled_hidden_state=pooled_hidden_state if output_pooled_hidden_state else None,
         )
 
+
+OmniRegressorConfig.register_for_auto_class("AutoConfig")
+Qwen2_5OmniForSentimentRegression.register_for_auto_class("AutoModel")
 
 __all__ = ["Qwen2_5OmniForSentimentRegression", "SentimentRegressionOutput", "OmniRegressionHead"]
