@@ -1,3 +1,12 @@
 """omni-regressor: continuous multimodal sentiment regression on the Qwen2.5-Omni Thinker."""
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name):
+    # Lazy, so that `import omni_regressor` stays cheap for the CLI and the tests.
+    if name in ("SentimentScorer", "ClipScore"):
+        from . import inference
+
+        return getattr(inference, name)
+    raise AttributeError(name)

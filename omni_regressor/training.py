@@ -1,0 +1,186 @@
+"""Model setup for QLoRA fine-tuning, the Trainer with two learning rates, and the merged export.
+
+`train_with_trainer.py` reads the arguments and calls these in order; the comparison and benchmark commands reuse
+`load_backbone_for_training` so that every readout is trained on the same backbone with the same settings.
+"""
+
+import json
+import os
+import resource
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from transformers import BitsAndBytesConfig, Trainer, TrainerCallback
+
+from configuration_omni_regressor import OmniRegressorConfig
+from modeling_omni_regressor import Qwen2_5OmniForSentimentRegression
+
+from .architectures import count_parameters, lora_config_for
+
+# Towers and the head stay unquantised: several real tower shapes are not valid for the CPU 4-bit kernels, and the
+# head is trained in full.
+QUANTIZATION_SKIP_MODULES = ["thinker.audio_tower", "thinker.visual", "head", "lm_head"]
+
+
+def compute_dtype() -> torch.dtype:
+    """bf16 where the hardware supports it (CUDA with bf16, or CPU), else fp32."""
+    if torch.cuda.is_available():
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32
+    return torch.bfloat16
+
+
+def local_device_map():
+    """One device map per process: each DDP rank holds its own full (quantised) copy."""
+    if torch.cuda.is_available():
+        return {"": int(os.environ.get("LOCAL_RANK", 0))}
+    return None
+
+
+def quantization_config_for(quantization: str) -> BitsAndBytesConfig | None:
+    if quantization not in ("4bit", "none"):
+        raise ValueError(f"`quantization` must be '4bit' or 'none', got {quantization!r}.")
+    if quantization == "none":
+        return None
+    return BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_use_double_quant=True,
+        bnb_4bit_compute_dtype=compute_dtype(),
+        llm_int8_skip_modules=QUANTIZATION_SKIP_MODULES,
+    )
+
+
+def disable_cpu_bf16_repacking(model: torch.nn.Module) -> int:
+    """CPU only: a no-grad eval forward repacks 4-bit weights and breaks the next training step (STACK-NOTES)."""
+    import bitsandbytes as bnb
+
+    patched = 0
+    for module in model.modules():
+        if isinstance(module, bnb.nn.Linear4bit):
+            module.support_avx512bf16_for_cpu = False
+            patched += 1
+    return patched
+
+
+def load_regressor_for_training(
+    model_name_or_path: str,
+    quantization: str = "4bit",
+    lora_preset: str = "paper",
+    lora_overrides: dict | None = None,
+    gradient_checkpointing: bool = True,
+    **readout_kwargs,
+):
+    """Regressor (original checkpoint or saved regressor) -> 4-bit/full -> peft LoRA (head in `modules_to_save`)."""
+    from peft import get_peft_model, prepare_model_for_kbit_training
+
+    quantization_config = quantization_config_for(quantization)
+    load_kwargs = {"device_map": local_device_map(), "attn_implementation": "sdpa"}
+    if quantization_config is not None:
+        load_kwargs.update(quantization_config=quantization_config, dtype=compute_dtype())
+    model = Qwen2_5OmniForSentimentRegression.from_pretrained(model_name_or_path, **load_kwargs, **readout_kwargs)
+    if quantization_config is not None:
+        model = prepare_model_for_kbit_training(
+            model,
+            use_gradient_checkpointing=gradient_checkpointing,
+            gradient_checkpointing_kwargs={"use_reentrant": False},
+        )
+        if not torch.cuda.is_available():
+            disable_cpu_bf16_repacking(model)
+    elif gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.enable_input_require_grads()
+    lora_config = lora_config_for(lora_preset, **(lora_overrides or {}))
+    if lora_config is not None:
+        model = get_peft_model(model, lora_config)
+    return model
+
+
+def is_head_parameter(name: str) -> bool:
+    return ".head." in f".{name}"
+
+
+def label_statistics(labels) -> tuple[float, float]:
+    """Mean and standard deviation of the training labels (std floored so a constant split still trains)."""
+    labels = np.asarray(labels, dtype=np.float64)
+    return float(labels.mean()), float(max(labels.std(), 1e-3))
+
+
+class OmniRegressorTrainer(Trainer):
+    """The HF Trainer with one more hook: the head gets its own learning rate (`head_learning_rate`)."""
+
+    def __init__(self, *args, head_learning_rate: float | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.head_learning_rate = head_learning_rate
+
+    def create_optimizer(self, model=None):
+        if self.optimizer is not None or self.head_learning_rate is None:
+            return super().create_optimizer(model)
+        opt_model = self.model if model is None else model
+        decay_parameters = set(self.get_decay_parameter_names(opt_model))
+        groups = {}
+        for name, parameter in opt_model.named_parameters():
+            if not parameter.requires_grad:
+                continue
+            learning_rate = self.head_learning_rate if is_head_parameter(name) else self.args.learning_rate
+            weight_decay = self.args.weight_decay if name in decay_parameters else 0.0
+            groups.setdefault((learning_rate, weight_decay), []).append(parameter)
+        optimizer_cls, optimizer_kwargs = self.get_optimizer_cls_and_kwargs(self.args, opt_model)
+        self.optimizer = optimizer_cls(
+            [{"params": params, "lr": lr, "weight_decay": wd} for (lr, wd), params in groups.items()],
+            **optimizer_kwargs,
+        )
+        return self.optimizer
+
+
+def peak_memory_bytes() -> int:
+    """CUDA max allocated on this rank, or this process's peak RSS on CPU."""
+    if torch.cuda.is_available():
+        return int(torch.cuda.max_memory_allocated())
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+
+
+class ResourceLogCallback(TrainerCallback):
+    """Adds peak memory (MB) and the parameter report to the Trainer's logs."""
+
+    def __init__(self, parameter_report: dict):
+        self.parameter_report = parameter_report
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if logs is not None:
+            logs["peak_memory_mb"] = round(peak_memory_bytes() / 2**20, 1)
+
+
+def parameter_report(model) -> dict:
+    return count_parameters(model)
+
+
+def merged_export(trained_model, base_model_name_or_path: str, adapter_dir: str | Path, output_dir: str | Path):
+    """Reloads the base in bf16 (CUDA) or fp32 (CPU), applies the saved adapter + head, merges, saves the regressor.
+
+    Merging into the 4-bit model would re-quantise the merged weights; the full-precision base keeps them exact.
+    """
+    from peft import PeftModel
+
+    dtype = torch.bfloat16 if torch.cuda.is_available() else torch.float32
+    config = OmniRegressorConfig.from_dict(trained_model.config.to_dict())
+    base = Qwen2_5OmniForSentimentRegression.from_pretrained(base_model_name_or_path, config=config, dtype=dtype)
+    merged = PeftModel.from_pretrained(base, adapter_dir).merge_and_unload()
+    merged.config.dtype = dtype
+    merged.save_pretrained(output_dir)
+    return merged
+
+
+def write_json(path, payload):
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(payload, indent=2, default=float) + "\n")
+
+
+class Stopwatch:
+    def __enter__(self):
+        self.start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        self.seconds = time.perf_counter() - self.start
