@@ -15,10 +15,18 @@ from pathlib import Path
 
 import numpy as np
 from transformers import AutoProcessor, EarlyStoppingCallback, HfArgumentParser, TrainingArguments, set_seed
+from transformers.trainer_utils import IntervalStrategy, SaveStrategy
 
 from eval.metrics import make_compute_metrics, metrics_for_score_range, msa_regression_metrics
 from omni_regressor.architectures import LORA_PRESETS
-from omni_regressor.data import DataProblemsError, check_dataset, infer_score_range, records_to_dataset_dict, write_skipped
+from omni_regressor.data import (
+    DataProblemsError,
+    check_dataset,
+    infer_score_range,
+    records_to_dataset_dict,
+    usable_records,
+    write_skipped,
+)
 from omni_regressor.media import MediaCache, default_cache_dir
 from omni_regressor.model_card import write_model_card
 from omni_regressor.processing import ClipEncoder, ProcessingSettings, parse_modalities
@@ -79,17 +87,15 @@ class OmniTrainingArguments(TrainingArguments):
     num_train_epochs: float = field(default=3.0, metadata={"help": "Training epochs."})
     per_device_train_batch_size: int = field(default=4, metadata={"help": "Batch size per device for training."})
     per_device_eval_batch_size: int = field(default=8, metadata={"help": "Batch size per device for evaluation."})
-    eval_strategy: str = field(default="epoch", metadata={"help": "When to evaluate on the valid split."})
-    save_strategy: str = field(default="epoch", metadata={"help": "When to save checkpoints."})
+    eval_strategy: IntervalStrategy | str = field(default="epoch", metadata={"help": "When to evaluate on the valid split."})
+    save_strategy: SaveStrategy | str = field(default="epoch", metadata={"help": "When to save checkpoints."})
     save_total_limit: int | None = field(default=2, metadata={"help": "Checkpoints kept (the best is always kept)."})
     load_best_model_at_end: bool = field(default=True, metadata={"help": "Restore the epoch with the best valid MAE."})
     metric_for_best_model: str | None = field(default="MAE", metadata={"help": "Metric that picks the best checkpoint."})
     greater_is_better: bool | None = field(default=False, metadata={"help": "Lower MAE is better."})
     gradient_checkpointing: bool = field(default=True, metadata={"help": "Activation checkpointing inside the Thinker."})
     remove_unused_columns: bool = field(default=False, metadata={"help": "Kept False: the collator reads text and media paths."})
-    report_to: str | list[str] | None = field(default="none", metadata={"help": "Trackers to report to."})
     logging_steps: float = field(default=10, metadata={"help": "Log every N steps."})
-    label_names: list[str] | None = field(default_factory=lambda: ["labels"], metadata={"help": "Batch keys holding labels."})
 
 
 def parse_arguments(argv=None):
@@ -112,6 +118,7 @@ def parse_score_range(value: str | None):
 def main(argv=None) -> dict:
     model_args, data_args, training_args = parse_arguments(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    training_args.label_names = training_args.label_names or ["labels"]
     set_seed(training_args.seed)
     output_dir = Path(training_args.output_dir)
     settings = ProcessingSettings(
@@ -137,8 +144,7 @@ def main(argv=None) -> dict:
     if problems:
         write_skipped(problems, output_dir / "skipped_clips.csv")
         logger.warning("Skipping %d clips with problems, listed in %s", len(problems), output_dir / "skipped_clips.csv")
-        bad_ids = {problem.clip_id for problem in problems}
-        records = [record for record in records if record.clip_id not in bad_ids]
+        records = usable_records(records, problems)
     splits = records_to_dataset_dict(records)
     if "train" not in splits:
         raise ValueError(f"{data_args.dataset_dir}: no usable clip has mode 'train'.")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from transformers import AutoProcessor, BatchFeature
+from transformers import BatchFeature, Qwen2_5OmniProcessor
 
 from configuration_omni_regressor import DEFAULT_PROCESSING, MODALITIES
 
@@ -125,7 +125,7 @@ class ClipEncoder:
         if modalities is not None:
             processing["modalities"] = parse_modalities(modalities)
         return cls(
-            AutoProcessor.from_pretrained(model_dir),
+            Qwen2_5OmniProcessor.from_pretrained(model_dir),
             ProcessingSettings.from_dict(processing),
             score_range=config.score_range,
             media_cache=media_cache,

@@ -164,7 +164,10 @@ def merged_export(trained_model, base_model_name_or_path: str, adapter_dir: str 
     from peft import PeftModel
 
     dtype = torch.bfloat16 if torch.cuda.is_available() else torch.float32
-    config = OmniRegressorConfig.from_dict(trained_model.config.to_dict())
+    config_dict = trained_model.config.to_dict()
+    for key in ("quantization_config", "_pre_quantization_dtype", "dtype"):
+        config_dict.pop(key, None)
+    config = OmniRegressorConfig.from_dict(config_dict)
     base = Qwen2_5OmniForSentimentRegression.from_pretrained(base_model_name_or_path, config=config, dtype=dtype)
     merged = PeftModel.from_pretrained(base, adapter_dir).merge_and_unload()
     merged.config.dtype = dtype

@@ -1,0 +1,1 @@
+"""Evaluation of sentiment regressors: MMSA regression metrics and the generative read-out parser."""
