@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from transformers import AutoProcessor, EarlyStoppingCallback, HfArgumentParser, TrainingArguments, set_seed
+from transformers import EarlyStoppingCallback, HfArgumentParser, Qwen2_5OmniProcessor, TrainingArguments, set_seed
 from transformers.trainer_utils import IntervalStrategy, SaveStrategy
 
 from eval.metrics import make_compute_metrics, metrics_for_score_range, msa_regression_metrics
@@ -175,7 +175,7 @@ def main(argv=None) -> dict:
     parameters = parameter_report(model)
     logger.info("Parameters: %s", parameters)
     encoder = ClipEncoder(
-        AutoProcessor.from_pretrained(model_args.model_name_or_path),
+        Qwen2_5OmniProcessor.from_pretrained(model_args.model_name_or_path),
         settings,
         score_range=score_range,
         media_cache=MediaCache(data_args.media_cache_dir or default_cache_dir()),

@@ -21,7 +21,7 @@ by [omni-regressor](https://github.com/omni-regressor/omni-regressor).
 from transformers import AutoModel, AutoProcessor
 
 model = AutoModel.from_pretrained("{{ repo_or_path }}", trust_remote_code=True)  # the regressor, weights merged
-processor = AutoProcessor.from_pretrained("{{ repo_or_path }}")
+processor = AutoProcessor.from_pretrained("{{ repo_or_path }}", trust_remote_code=True)
 ```
 
 To score clips, the `omni-regressor` package (`pip install omni-regressor`) builds the inputs exactly as in

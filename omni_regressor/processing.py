@@ -125,7 +125,8 @@ class ClipEncoder:
         if modalities is not None:
             processing["modalities"] = parse_modalities(modalities)
         return cls(
-            Qwen2_5OmniProcessor.from_pretrained(model_dir),
+            # The folder's config names this package's own model code; the processor itself is a stock class.
+            Qwen2_5OmniProcessor.from_pretrained(model_dir, trust_remote_code=True),
             ProcessingSettings.from_dict(processing),
             score_range=config.score_range,
             media_cache=media_cache,
