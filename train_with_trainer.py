@@ -14,11 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 from transformers import EarlyStoppingCallback, HfArgumentParser, Qwen2_5OmniProcessor, TrainingArguments, set_seed
 from transformers.trainer_utils import IntervalStrategy, SaveStrategy
 
 from eval.metrics import make_compute_metrics, metrics_for_score_range, msa_regression_metrics
-from omni_regressor.architectures import LORA_PRESETS
+from omni_regressor.architectures import LORA_PRESETS, count_parameters
 from omni_regressor.data import (
     DataProblemsError,
     check_dataset,
@@ -32,12 +33,11 @@ from omni_regressor.model_card import write_model_card
 from omni_regressor.processing import ClipEncoder, ProcessingSettings, parse_modalities
 from omni_regressor.training import (
     OmniRegressorTrainer,
-    ResourceLogCallback,
+    PeakMemoryCallback,
     Stopwatch,
     label_statistics,
     load_regressor_for_training,
     merged_export,
-    parameter_report,
     peak_memory_bytes,
     write_json,
 )
@@ -115,10 +115,13 @@ def parse_score_range(value: str | None):
     return (low, high)
 
 
-def main(argv=None) -> dict:
+def main(argv=None, callbacks=()) -> dict:
+    """Runs the whole path; `callbacks` are extra `TrainerCallback`s (tests use one to interrupt a run)."""
     model_args, data_args, training_args = parse_arguments(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     training_args.label_names = training_args.label_names or ["labels"]
+    if not torch.cuda.is_available():
+        training_args.dataloader_pin_memory = False
     set_seed(training_args.seed)
     output_dir = Path(training_args.output_dir)
     settings = ProcessingSettings(
@@ -172,7 +175,7 @@ def main(argv=None) -> dict:
         score_range=score_range,
         processing=settings.to_dict(),
     )
-    parameters = parameter_report(model)
+    parameters = count_parameters(model)
     logger.info("Parameters: %s", parameters)
     encoder = ClipEncoder(
         Qwen2_5OmniProcessor.from_pretrained(model_args.model_name_or_path),
@@ -181,7 +184,7 @@ def main(argv=None) -> dict:
         media_cache=MediaCache(data_args.media_cache_dir or default_cache_dir()),
     )
     metrics_dataset = metrics_for_score_range(score_range)
-    callbacks = [ResourceLogCallback(parameters)]
+    callbacks = [PeakMemoryCallback(), *callbacks]
     if model_args.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=model_args.early_stopping_patience))
 
@@ -207,6 +210,7 @@ def main(argv=None) -> dict:
         "score_range": list(score_range),
         "modalities": list(settings.modalities),
         "skipped_clips": len(problems),
+        "log_history": trainer.state.log_history,
     }
 
     # 4. Test metrics, and the mean predictor as the floor any model must beat.

@@ -17,7 +17,7 @@ from transformers import BitsAndBytesConfig, Trainer, TrainerCallback
 from configuration_omni_regressor import OmniRegressorConfig
 from modeling_omni_regressor import Qwen2_5OmniForSentimentRegression
 
-from .architectures import count_parameters, lora_config_for
+from .architectures import lora_config_for
 
 # Towers and the head stay unquantised: several real tower shapes are not valid for the CPU 4-bit kernels, and the
 # head is trained in full.
@@ -141,19 +141,12 @@ def peak_memory_bytes() -> int:
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
 
 
-class ResourceLogCallback(TrainerCallback):
-    """Adds peak memory (MB) and the parameter report to the Trainer's logs."""
-
-    def __init__(self, parameter_report: dict):
-        self.parameter_report = parameter_report
+class PeakMemoryCallback(TrainerCallback):
+    """Adds peak memory (MB) to every Trainer log line."""
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if logs is not None:
             logs["peak_memory_mb"] = round(peak_memory_bytes() / 2**20, 1)
-
-
-def parameter_report(model) -> dict:
-    return count_parameters(model)
 
 
 def merged_export(trained_model, base_model_name_or_path: str, adapter_dir: str | Path, output_dir: str | Path):

@@ -1,0 +1,267 @@
+"""QLoRA fine-tuning with the HF Trainer: trainable parameters, learning rates, resume, export, card, DDP, demo."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from huggingface_hub import ModelCard
+from transformers import TrainerCallback, TrainingArguments
+
+import train_with_trainer
+from modeling_omni_regressor import Qwen2_5OmniForSentimentRegression
+from omni_regressor.data import read_mmsa
+from omni_regressor.training import OmniRegressorTrainer, load_regressor_for_training
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def training_flags(backbone, data, output_dir, *extra):
+    return [
+        "--model_name_or_path", str(backbone),
+        "--dataset_dir", str(data),
+        "--output_dir", str(output_dir),
+        "--head_hidden_size", "16",
+        "--head_dropout", "0.0",
+        "--num_train_epochs", "3",
+        "--per_device_train_batch_size", "4",
+        "--learning_rate", "2e-3",
+        "--head_learning_rate", "3e-3",
+        "--logging_steps", "1",
+        "--max_pixels", str(28 * 28 * 16),
+        "--media_cache_dir", str(Path(output_dir).parent / "media-cache"),
+        "--disable_tqdm", "true",
+        "--seed", "7",
+        *extra,
+    ]
+
+
+@pytest.fixture(scope="module")
+def trained_run(tiny_backbone_dir, demo_dataset_dir, tmp_path_factory):
+    output_dir = tmp_path_factory.mktemp("train") / "run"
+    summary = train_with_trainer.main(training_flags(tiny_backbone_dir, demo_dataset_dir, output_dir))
+    return output_dir, summary
+
+
+def test_qlora_paper_preset_trains_only_lora_and_head_with_towers_unquantised(tiny_backbone_dir):
+    import bitsandbytes as bnb
+
+    model = load_regressor_for_training(tiny_backbone_dir, quantization="4bit", lora_preset="paper", head_hidden_size=16)
+    trainable = [name for name, parameter in model.named_parameters() if parameter.requires_grad]
+    assert trainable and all("lora_" in name or "modules_to_save.default" in name for name in trainable)
+    assert any("modules_to_save.default" in name and ".head." in name for name in trainable)
+    language_model_linears = [
+        module for name, module in model.named_modules() if "language_model.layers" in name and name.endswith("q_proj.base_layer")
+    ]
+    assert language_model_linears and all(isinstance(module, bnb.nn.Linear4bit) for module in language_model_linears)
+    for name, module in model.named_modules():
+        if ".audio_tower." in name or ".visual." in name or ".head." in name:
+            assert not isinstance(module, bnb.nn.Linear4bit), name
+    # The paper preset matches module names across the whole Thinker, towers included.
+    assert any(".audio_tower." in name and "lora_A" in name for name in trainable)
+
+
+def test_head_and_lora_parameter_groups_get_their_own_learning_rates(tiny_backbone_dir, tmp_path):
+    model = load_regressor_for_training(tiny_backbone_dir, quantization="none", lora_preset="paper", head_hidden_size=16)
+    trainer = OmniRegressorTrainer(
+        model=model,
+        args=TrainingArguments(output_dir=str(tmp_path), learning_rate=2e-4, weight_decay=0.01, report_to="none"),
+        head_learning_rate=1e-3,
+    )
+    optimizer = trainer.create_optimizer()
+    names = {id(parameter): name for name, parameter in model.named_parameters()}
+    rates = {}
+    for group in optimizer.param_groups:
+        for parameter in group["params"]:
+            rates[names[id(parameter)]] = group["lr"]
+    assert set(rates) == {name for name, parameter in model.named_parameters() if parameter.requires_grad}
+    assert {rate for name, rate in rates.items() if ".head." in name} == {1e-3}
+    assert {rate for name, rate in rates.items() if "lora_" in name} == {2e-4}
+
+
+def test_training_decreases_the_loss_and_beats_the_mean_predictor(trained_run):
+    _, summary = trained_run
+    losses = [entry["loss"] for entry in summary["log_history"] if "loss" in entry]
+    assert len(losses) >= 6
+    assert np.mean(losses[-3:]) < np.mean(losses[:3])
+    assert summary["test_metrics"]["MAE"] < summary["mean_predictor_test_MAE"]
+    assert summary["parameters"]["trainable_params"] < summary["parameters"]["total_params"]
+    assert summary["peak_memory_mb"] > 0 and summary["train_samples_per_second"] > 0
+    assert {"MAE", "Corr", "Has0_acc_2", "Has0_F1_score", "Non0_acc_2", "Mult_acc_7"} <= set(summary["test_metrics"])
+
+
+def test_label_statistics_and_processing_settings_are_stored_in_the_exported_config(trained_run, demo_dataset_dir):
+    output_dir, summary = trained_run
+    config = json.loads((output_dir / "model" / "config.json").read_text())
+    train_labels = [record.label for record in read_mmsa(demo_dataset_dir)[0] if record.split == "train"]
+    assert config["label_mean"] == pytest.approx(np.mean(train_labels))
+    assert config["label_std"] == pytest.approx(np.std(train_labels))
+    assert config["processing"]["modalities"] == ["text", "audio", "video"]
+    assert config["processing"]["max_pixels"] == 28 * 28 * 16
+    assert "quantization_config" not in config
+
+
+FRESH_PREDICT_SCRIPT = """
+import json, sys
+from omni_regressor.inference import SentimentScorer
+scorer = SentimentScorer.from_pretrained(sys.argv[1])
+paths, texts = json.loads(sys.argv[2])
+print(json.dumps(scorer.score(paths, texts)))
+"""
+
+
+def test_exported_model_loads_in_a_fresh_process_and_matches_the_trained_predictions(trained_run, demo_dataset_dir):
+    output_dir, summary = trained_run
+    test_records = [record for record in read_mmsa(demo_dataset_dir)[0] if record.split == "test"]
+    payload = json.dumps([[record.media_path for record in test_records], [record.text for record in test_records]])
+    result = subprocess.run(
+        [sys.executable, "-c", FRESH_PREDICT_SCRIPT, str(output_dir / "model"), payload],
+        capture_output=True, text=True, cwd=output_dir, stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    exported = np.array(json.loads(result.stdout.strip().splitlines()[-1]))
+    trained = np.array(summary["test_predictions"])  # the 4-bit model with its unmerged adapter
+    # The export merges into the full-precision base, so the only gap is the base's 4-bit quantisation error.
+    assert np.abs(exported - trained).max() < 0.05
+
+
+def test_adapter_reloads_onto_the_base_and_equals_the_merged_export(trained_run, tiny_backbone_dir, demo_dataset_dir):
+    from peft import PeftModel
+
+    from omni_regressor.processing import ClipEncoder
+
+    output_dir, _ = trained_run
+    adapter_config = json.loads((output_dir / "adapter" / "adapter_config.json").read_text())
+    assert adapter_config["base_model_name_or_path"] == str(tiny_backbone_dir)
+    merged = Qwen2_5OmniForSentimentRegression.from_pretrained(output_dir / "model").eval()
+    base = Qwen2_5OmniForSentimentRegression.from_pretrained(tiny_backbone_dir, config=merged.config)
+    with_adapter = PeftModel.from_pretrained(base, output_dir / "adapter").eval()
+    encoder = ClipEncoder.from_pretrained(output_dir / "adapter")
+    records = [record for record in read_mmsa(demo_dataset_dir)[0] if record.split == "valid"][:4]
+    batch = encoder.encode_batch([record.text for record in records], [record.media_path for record in records])
+    with torch.no_grad():
+        torch.testing.assert_close(with_adapter(**batch).logits, merged(**batch).logits, atol=1e-4, rtol=1e-4)
+
+
+def test_model_card_parses_and_carries_the_test_metrics(trained_run):
+    output_dir, summary = trained_run
+    card = ModelCard.load(output_dir / "model" / "README.md")
+    results = {result.metric_name: result.metric_value for result in card.data.eval_results}
+    assert results["MAE"] == pytest.approx(summary["test_metrics"]["MAE"])
+    assert results["Corr"] == pytest.approx(summary["test_metrics"]["Corr"])
+    assert card.data.library_name == "transformers" and card.data.base_model
+    assert "SentimentScorer.from_pretrained" in card.text and "trust_remote_code=True" in card.text
+    exported_files = set(os.listdir(output_dir / "model"))
+    assert {"configuration_omni_regressor.py", "modeling_omni_regressor.py", "model.safetensors", "README.md"} <= exported_files
+    assert {"tokenizer.json", "processor_config.json"} <= exported_files
+
+
+def test_train_evaluate_train_again_under_4bit_on_cpu(tiny_backbone_dir, demo_dataset_dir, tmp_path):
+    from omni_regressor.data import read_mmsa, records_to_dataset_dict
+    from omni_regressor.media import MediaCache
+    from omni_regressor.processing import ClipEncoder, ProcessingSettings
+
+    splits = records_to_dataset_dict(read_mmsa(demo_dataset_dir)[0])
+    model = load_regressor_for_training(tiny_backbone_dir, quantization="4bit", lora_preset="paper", head_hidden_size=16)
+    from transformers import Qwen2_5OmniProcessor
+
+    encoder = ClipEncoder(
+        Qwen2_5OmniProcessor.from_pretrained(tiny_backbone_dir),
+        ProcessingSettings(max_pixels=28 * 28 * 16),
+        media_cache=MediaCache(tmp_path / "cache"),
+    )
+    args = TrainingArguments(
+        output_dir=str(tmp_path), max_steps=2, per_device_train_batch_size=2, report_to="none",
+        remove_unused_columns=False, label_names=["labels"], dataloader_pin_memory=False, disable_tqdm=True,
+    )
+    trainer = OmniRegressorTrainer(model=model, args=args, train_dataset=splits["train"], eval_dataset=splits["valid"],
+                                   data_collator=encoder, head_learning_rate=1e-3)
+    first = trainer.train()
+    metrics = trainer.evaluate()
+    second = trainer.train()
+    assert np.isfinite(first.training_loss) and np.isfinite(metrics["eval_loss"]) and np.isfinite(second.training_loss)
+
+
+class CrashAfterFirstCheckpoint(TrainerCallback):
+    def on_save(self, args, state, control, **kwargs):
+        raise KeyboardInterrupt("simulated kill right after the first checkpoint")
+
+
+def test_resumed_run_ends_with_the_same_metrics_as_an_uninterrupted_run(tiny_backbone_dir, demo_dataset_dir, tmp_path):
+    extra = ("--quantization", "none", "--lora_dropout", "0.1", "--head_dropout", "0.1")
+    uninterrupted = train_with_trainer.main(training_flags(tiny_backbone_dir, demo_dataset_dir, tmp_path / "a", *extra))
+    with pytest.raises(KeyboardInterrupt):
+        train_with_trainer.main(
+            training_flags(tiny_backbone_dir, demo_dataset_dir, tmp_path / "b", *extra),
+            callbacks=[CrashAfterFirstCheckpoint()],
+        )
+    checkpoints = sorted((tmp_path / "b").glob("checkpoint-*"))
+    assert len(checkpoints) == 1 and not (tmp_path / "b" / "model").exists()
+    resumed = train_with_trainer.main(
+        training_flags(tiny_backbone_dir, demo_dataset_dir, tmp_path / "b", *extra, "--resume_from_checkpoint", str(checkpoints[0]))
+    )
+    for key in ("MAE", "Corr", "Mult_acc_7"):
+        assert resumed["test_metrics"][key] == pytest.approx(uninterrupted["test_metrics"][key], abs=1e-5)
+    np.testing.assert_allclose(resumed["test_predictions"], uninterrupted["test_predictions"], atol=1e-5)
+
+
+def test_training_stops_before_any_compute_on_data_problems_unless_told_to_skip(tiny_backbone_dir, demo_dataset_dir, tmp_path):
+    import shutil
+
+    from omni_regressor.data import DataProblemsError
+
+    broken = tmp_path / "broken"
+    shutil.copytree(demo_dataset_dir, broken)
+    record = next(record for record in read_mmsa(broken)[0] if record.split == "train")
+    Path(record.media_path).unlink()
+    with pytest.raises(DataProblemsError) as raised:
+        train_with_trainer.main(training_flags(tiny_backbone_dir, broken, tmp_path / "stopped"))
+    assert record.clip_id in str(raised.value) and "missing_file" in str(raised.value)
+    assert not (tmp_path / "stopped").exists()
+
+    summary = train_with_trainer.main(
+        training_flags(tiny_backbone_dir, broken, tmp_path / "skipped", "--skip_bad_clips", "true", "--num_train_epochs", "1")
+    )
+    skipped = (tmp_path / "skipped" / "skipped_clips.csv").read_text()
+    assert record.clip_id in skipped and "missing_file" in skipped
+    assert summary["skipped_clips"] == 1
+
+
+def test_arguments_read_from_a_yaml_file(tmp_path):
+    config = tmp_path / "train.yaml"
+    config.write_text("model_name_or_path: some/model\ndataset_dir: data\noutput_dir: out\nlora_r: 8\nmodalities: T+A\n")
+    model_args, data_args, training_args = train_with_trainer.parse_arguments([str(config)])
+    assert model_args.lora_r == 8 and data_args.modalities == "T+A" and training_args.output_dir == "out"
+    assert training_args.learning_rate == 2e-4 and model_args.head_learning_rate == 1e-3
+
+
+def test_two_rank_ddp_run_on_cpu_completes_and_exports(tiny_backbone_dir, demo_dataset_dir, tmp_path):
+    output_dir = tmp_path / "ddp"
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
+        str(REPO_ROOT / "train_with_trainer.py"),
+        *training_flags(tiny_backbone_dir, demo_dataset_dir, output_dir, "--num_train_epochs", "1", "--ddp_backend", "gloo"),
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, stdin=subprocess.DEVNULL, timeout=300)
+    assert result.returncode == 0, result.stderr[-4000:]
+    summary = json.loads((output_dir / "training_summary.json").read_text())
+    train_clips = sum(1 for record in read_mmsa(demo_dataset_dir)[0] if record.split == "train")
+    steps = max(entry.get("step", 0) for entry in summary["log_history"])
+    assert steps == -(-train_clips // (4 * 2)), "two ranks must share each epoch"
+    model = Qwen2_5OmniForSentimentRegression.from_pretrained(output_dir / "model")
+    assert model.config.label_std > 0
+
+
+def test_demo_main_job_beats_the_mean_predictor(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "omni_regressor.cli", "demo", "--output_dir", str(tmp_path / "demo"), "--num_clips", "40", "--num_train_epochs", "6"],
+        capture_output=True, text=True, cwd=tmp_path, stdin=subprocess.DEVNULL, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    report = json.loads((tmp_path / "demo" / "demo_report.json").read_text())
+    assert report["test_MAE"] < report["mean_predictor_test_MAE"]
+    assert Path(report["model_card"]).exists()
