@@ -326,3 +326,20 @@ def test_demo_labels_are_learnable_from_frames_and_audio(demo_dataset_dir):
     assert np.corrcoef(labels, brightness)[0, 1] > 0.8
     assert np.corrcoef(labels, pitch)[0, 1] > 0.8
     assert np.corrcoef(labels, loudness)[0, 1] > 0.8
+
+
+def test_check_data_command_prints_each_problem_by_clip_id_and_exits_1(problem_root, capsys):
+    from omni_regressor.cli import main
+
+    assert main(["check-data", str(problem_root)]) == 1
+    printed = capsys.readouterr().out
+    for clip_id, reason in EXPECTED_PROBLEMS:
+        assert any(clip_id in line and reason in line for line in printed.splitlines()), (clip_id, reason)
+    assert f"8 clips read, {len(EXPECTED_PROBLEMS)} problems." in printed
+
+
+def test_check_data_command_exits_0_on_a_clean_dataset(demo_dataset_dir, capsys):
+    from omni_regressor.cli import main
+
+    assert main(["check-data", str(demo_dataset_dir)]) == 0
+    assert "0 problems" in capsys.readouterr().out
