@@ -19,6 +19,7 @@ from transformers import EarlyStoppingCallback, HfArgumentParser, Qwen2_5OmniPro
 from transformers.trainer_utils import IntervalStrategy, SaveStrategy
 
 from eval.metrics import make_compute_metrics, metrics_for_score_range, msa_regression_metrics
+from eval.generative_readout import evaluate_generative
 from omni_regressor.architectures import LORA_PRESETS, count_parameters
 from omni_regressor.data import (
     DataProblemsError,
@@ -29,6 +30,7 @@ from omni_regressor.data import (
     write_skipped,
 )
 from omni_regressor.media import MediaCache, default_cache_dir
+from omni_regressor.generative import GenerativeCollator, load_thinker_for_training, merged_thinker_export
 from omni_regressor.model_card import write_model_card
 from omni_regressor.processing import ClipEncoder, ProcessingSettings, parse_modalities
 from omni_regressor.training import (
@@ -161,20 +163,31 @@ def main(argv=None, callbacks=()) -> dict:
         "dropout": model_args.lora_dropout,
         "target_modules": parse_target_modules(model_args.lora_target_modules),
     }
-    model = load_regressor_for_training(
-        model_args.model_name_or_path,
-        quantization=model_args.quantization,
-        lora_preset=model_args.lora_preset,
-        lora_overrides=lora_overrides,
-        gradient_checkpointing=training_args.gradient_checkpointing,
-        head_hidden_size=model_args.head_hidden_size,
-        head_dropout=model_args.head_dropout,
-        loss_type=model_args.loss_type,
-        label_mean=label_mean,
-        label_std=label_std,
-        score_range=score_range,
-        processing=settings.to_dict(),
-    )
+    generative = model_args.readout == "generative"
+    if generative:
+        # The baseline: same backbone, quantisation, LoRA preset, data and seed; the LM head writes the score.
+        model = load_thinker_for_training(
+            model_args.model_name_or_path,
+            quantization=model_args.quantization,
+            lora_preset=model_args.lora_preset,
+            lora_overrides=lora_overrides,
+            gradient_checkpointing=training_args.gradient_checkpointing,
+        )
+    else:
+        model = load_regressor_for_training(
+            model_args.model_name_or_path,
+            quantization=model_args.quantization,
+            lora_preset=model_args.lora_preset,
+            lora_overrides=lora_overrides,
+            gradient_checkpointing=training_args.gradient_checkpointing,
+            head_hidden_size=model_args.head_hidden_size,
+            head_dropout=model_args.head_dropout,
+            loss_type=model_args.loss_type,
+            label_mean=label_mean,
+            label_std=label_std,
+            score_range=score_range,
+            processing=settings.to_dict(),
+        )
     parameters = count_parameters(model)
     logger.info("Parameters: %s", parameters)
     encoder = ClipEncoder(
@@ -188,16 +201,21 @@ def main(argv=None, callbacks=()) -> dict:
     if model_args.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=model_args.early_stopping_patience))
 
+    if generative and training_args.metric_for_best_model == "MAE":
+        # During training the generative readout is evaluated by its answer-token loss; its scores are parsed
+        # from generated text on the test split.
+        training_args.metric_for_best_model = "loss"
+
     # 3. Train; the valid split picks the best epoch.
     trainer = OmniRegressorTrainer(
         model=model,
         args=training_args,
         train_dataset=splits["train"],
         eval_dataset=splits.get("valid"),
-        data_collator=encoder,
-        compute_metrics=make_compute_metrics(metrics_dataset),
+        data_collator=GenerativeCollator(encoder) if generative else encoder,
+        compute_metrics=None if generative else make_compute_metrics(metrics_dataset),
         callbacks=callbacks,
-        head_learning_rate=model_args.head_learning_rate,
+        head_learning_rate=None if generative else model_args.head_learning_rate,
     )
     with Stopwatch() as train_clock:
         train_result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
@@ -209,33 +227,47 @@ def main(argv=None, callbacks=()) -> dict:
         "label_std": label_std,
         "score_range": list(score_range),
         "modalities": list(settings.modalities),
+        "readout": model_args.readout,
         "skipped_clips": len(problems),
+        "media_cache": {"decode_calls": encoder.media_cache.decode_calls, "hits": encoder.media_cache.hits,
+                        "location": encoder.media_cache.describe()},
         "log_history": trainer.state.log_history,
     }
 
     # 4. Test metrics, and the mean predictor as the floor any model must beat.
     if "test" in splits:
-        prediction = trainer.predict(splits["test"], metric_key_prefix="test")
         test_labels = np.asarray(splits["test"]["label"], dtype=np.float64)
+        if generative:
+            result = evaluate_generative(
+                trainer.model, encoder, splits["test"], metrics_dataset, batch_size=training_args.per_device_eval_batch_size
+            )
+            summary["test_predictions"], summary["test_answers"] = result.pop("predictions"), result.pop("answers")
+            summary["test_metrics"] = result
+        else:
+            prediction = trainer.predict(splits["test"], metric_key_prefix="test")
+            summary["test_metrics"] = {key.removeprefix("test_"): value for key, value in prediction.metrics.items()}
+            summary["test_predictions"] = np.asarray(prediction.predictions).reshape(-1).tolist()
         mean_predictor = msa_regression_metrics(np.full_like(test_labels, label_mean), test_labels, metrics_dataset)
-        summary["test_metrics"] = {key.removeprefix("test_"): value for key, value in prediction.metrics.items()}
         summary["mean_predictor_test_MAE"] = mean_predictor["MAE"]
-        summary["test_predictions"] = np.asarray(prediction.predictions).reshape(-1).tolist()
     summary["peak_memory_mb"] = round(peak_memory_bytes() / 2**20, 1)
 
-    # 5. Export: adapter (+ head) and the merged, Hub-ready regressor with its processor and card.
+    # 5. Export: adapter (+ head) and the merged, Hub-ready model with its processor (and, for the regressor, card).
     if trainer.is_world_process_zero():
         export_dir = output_dir / "model"
+        adapter_dir = output_dir / "adapter"
         if model_args.lora_preset == "none":
             trainer.save_model(export_dir)
         else:
-            adapter_dir = output_dir / "adapter"
             trainer.save_model(adapter_dir)
             encoder.save_pretrained(adapter_dir)
-            if not model_args.save_adapter_only:
+            if generative and not model_args.save_adapter_only:
+                merged_thinker_export(model_args.model_name_or_path, adapter_dir, export_dir, encoder)
+            elif not model_args.save_adapter_only:
                 merged_export(trainer.model, model_args.model_name_or_path, adapter_dir, export_dir)
-        if model_args.lora_preset == "none" or not model_args.save_adapter_only:
+        exported_model = model_args.lora_preset == "none" or not model_args.save_adapter_only
+        if exported_model:
             encoder.save_pretrained(export_dir)
+        if exported_model and not generative:
             write_model_card(
                 export_dir,
                 base_model=model_args.model_name_or_path,
@@ -244,7 +276,7 @@ def main(argv=None, callbacks=()) -> dict:
                 training_args=training_args,
                 model_args=model_args,
             )
-        summary["export_dir"] = str(export_dir if not model_args.save_adapter_only else output_dir / "adapter")
+        summary["export_dir"] = str(export_dir if exported_model else adapter_dir)
         write_json(output_dir / "training_summary.json", summary)
     trainer.accelerator.wait_for_everyone()
     return summary

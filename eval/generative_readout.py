@@ -119,3 +119,34 @@ def parse_scores(texts, score_range=(-3.0, 3.0), fallback=0.0):
         "failures": failures,
         "fallback": float(fallback),
     }
+
+
+def evaluate_generative(model, encoder, rows, metrics_dataset="mosi", batch_size=8, max_new_tokens=8, fallback=0.0):
+    """Generates an answer per clip, parses it and scores it with the MMSA metrics.
+
+    Returns the metrics plus `unparsable_rate`, `out_of_range_rate`, `fallback` (the score given to unparsable
+    answers) and the raw `answers`, so that a table can show how often the readout failed, not only how well it did.
+    """
+    import time
+
+    import numpy as np
+
+    from eval.metrics import msa_regression_metrics
+    from omni_regressor.generative import generate_for_rows
+
+    rows = list(rows)
+    started = time.perf_counter()
+    answers = generate_for_rows(model, encoder, rows, batch_size=batch_size, max_new_tokens=max_new_tokens)
+    seconds = time.perf_counter() - started
+    parsed = parse_scores(answers, score_range=encoder.score_range, fallback=fallback)
+    labels = np.asarray([row["label"] for row in rows], dtype=np.float64)
+    metrics = msa_regression_metrics(np.asarray(parsed["scores"]), labels, metrics_dataset)
+    return {
+        **metrics,
+        "unparsable_rate": parsed["unparsable_rate"],
+        "out_of_range_rate": parsed["out_of_range_rate"],
+        "fallback": parsed["fallback"],
+        "ms_per_clip": 1000.0 * seconds / max(len(rows), 1),
+        "predictions": parsed["scores"],
+        "answers": answers,
+    }

@@ -128,10 +128,11 @@ def thinker_config_for(arch: str, **token_ids) -> Qwen2_5OmniThinkerConfig:
 
 
 def lora_config_for(preset: str, r: int | None = None, alpha: int | None = None, dropout: float | None = None,
-                    target_modules: list[str] | str | None = None):
+                    target_modules: list[str] | str | None = None, modules_to_save=("head",)):
     """A peft `LoraConfig` for a preset (`paper`, `language-only`), or None for `none` (full fine-tuning).
 
-    The head is always trained in full (`modules_to_save`), and so saved with the adapter.
+    The regression head is always trained in full (`modules_to_save`), and so saved with the adapter; the
+    generative readout has no head and passes `modules_to_save=None`.
     """
     from peft import LoraConfig
 
@@ -145,7 +146,7 @@ def lora_config_for(preset: str, r: int | None = None, alpha: int | None = None,
         lora_alpha=alpha if alpha is not None else 32,
         lora_dropout=dropout if dropout is not None else 0.1,
         target_modules=target_modules if target_modules is not None else default_targets,
-        modules_to_save=["head"],
+        modules_to_save=list(modules_to_save) if modules_to_save else None,
         bias="none",
     )
 

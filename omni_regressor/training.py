@@ -38,7 +38,7 @@ def local_device_map():
     return None
 
 
-def quantization_config_for(quantization: str) -> BitsAndBytesConfig | None:
+def quantization_config_for(quantization: str, skip_modules=QUANTIZATION_SKIP_MODULES) -> BitsAndBytesConfig | None:
     if quantization not in ("4bit", "none"):
         raise ValueError(f"`quantization` must be '4bit' or 'none', got {quantization!r}.")
     if quantization == "none":
@@ -48,7 +48,7 @@ def quantization_config_for(quantization: str) -> BitsAndBytesConfig | None:
         bnb_4bit_quant_type="nf4",
         bnb_4bit_use_double_quant=True,
         bnb_4bit_compute_dtype=compute_dtype(),
-        llm_int8_skip_modules=QUANTIZATION_SKIP_MODULES,
+        llm_int8_skip_modules=list(skip_modules),
     )
 
 
