@@ -11,7 +11,7 @@ import csv
 import json
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from transformers import HfArgumentParser
@@ -78,7 +78,7 @@ def evaluate_model(
         raise ValueError(f"`split` must be one of {list(EVALUATION_SPLITS)}, got {split!r}.")
     if batch_size < 1:
         raise ValueError(f"`batch_size` must be a positive integer, got {batch_size!r}.")
-    output_dir = Path(output_dir)
+    output_dir = Path(output_dir).resolve()
     config = OmniRegressorConfig.from_pretrained(model_dir)
     processing = dict(config.processing)
     if modalities:
@@ -137,7 +137,9 @@ def evaluate_model(
     files["confusion"] = str(
         plot_confusion_matrix(labels, predictions, output_dir / PLOT_FILES["confusion"], metrics_dataset)
     )
-    files["error_histogram"] = str(plot_error_histogram(labels, predictions, output_dir / PLOT_FILES["error_histogram"]))
+    files["error_histogram"] = str(
+        plot_error_histogram(labels, predictions, output_dir / PLOT_FILES["error_histogram"])
+    )
     if skipped:
         files["skipped"] = str(write_skipped(skipped, output_dir / SKIPPED_FILE))
     files["metrics"] = str(output_dir / METRICS_FILE)
@@ -150,7 +152,7 @@ def evaluate_model(
         "dataset_dir": str(Path(dataset_dir).resolve()),
         "modalities": list(settings.modalities),
         "ms_per_clip": round(1000 * inference_seconds / len(records), 3),
-        "skipped": [{"clip_id": p.clip_id, "reason": p.reason, "detail": p.detail} for p in skipped],
+        "skipped": [asdict(problem) for problem in skipped],
         "files": files,
     }
     (output_dir / METRICS_FILE).write_text(json.dumps(report, indent=2) + "\n")
@@ -165,7 +167,7 @@ def _split_records(records, problems, split):
     """
     split_of = {record.clip_id: record.split for record in records}
     in_split = [record for record in records if split in ("all", record.split)]
-    relevant = [problem for problem in problems if problem.clip_id not in split_of or split in ("all", split_of[problem.clip_id])]
+    relevant = [problem for problem in problems if split in ("all", split_of.get(problem.clip_id, split))]
     bad_ids = {problem.clip_id for problem in relevant}
     return [record for record in in_split if record.clip_id not in bad_ids], relevant
 
@@ -186,7 +188,8 @@ def read_predictions(path) -> tuple[list[str], list[float], list[float]]:
     """`predictions.csv` -> (clip ids as strings, labels, predictions)."""
     with open(path, newline="", encoding="utf-8") as file:
         rows = list(csv.DictReader(file))
-    return [row["clip_id"] for row in rows], [float(row["label"]) for row in rows], [float(row["prediction"]) for row in rows]
+    clip_ids = [row["clip_id"] for row in rows]
+    return clip_ids, [float(row["label"]) for row in rows], [float(row["prediction"]) for row in rows]
 
 
 def format_summary(report: dict) -> str:
@@ -195,7 +198,8 @@ def format_summary(report: dict) -> str:
     lines = [
         f"{report['split']} split: {report['num_clips']} clips ({'+'.join(report['modalities'])}), "
         f"{report['ms_per_clip']:.1f} ms/clip",
-        f"MAE {_number(report['MAE'])}  Corr {_number(report['Corr'])}  {accuracy_name} {_number(report[accuracy_key])}",
+        f"MAE {_number(report['MAE'])}  Corr {_number(report['Corr'])}  "
+        f"{accuracy_name} {_number(report[accuracy_key])}",
     ]
     if report["skipped"]:
         lines.append(f"skipped {len(report['skipped'])} clip(s): {report['files']['skipped']}")

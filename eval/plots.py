@@ -96,7 +96,8 @@ def _as_arrays(labels, predictions) -> tuple[np.ndarray, np.ndarray]:
     predictions = np.asarray(predictions, dtype=np.float64).reshape(-1)
     if len(labels) != len(predictions) or len(labels) == 0:
         raise ValueError(
-            f"labels and predictions must be non-empty and of the same length, got {len(labels)} and {len(predictions)}."
+            "labels and predictions must be non-empty and of the same length, "
+            f"got {len(labels)} and {len(predictions)}."
         )
     return labels, predictions
 

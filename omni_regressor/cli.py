@@ -131,6 +131,7 @@ COMMANDS.update(
         "evaluate": lazy_command("eval.evaluation"),
         "predict": lazy_command("omni_regressor.predict"),
         "compare": lazy_command("eval.compare"),
+        "zero-shot": lazy_command("eval.zero_shot"),
         "sweep": lazy_command("eval.sweep"),
         "benchmark": lazy_command("eval.benchmark"),
     }
