@@ -229,8 +229,6 @@ def main(argv=None, callbacks=()) -> dict:
         "modalities": list(settings.modalities),
         "readout": model_args.readout,
         "skipped_clips": len(problems),
-        "media_cache": {"decode_calls": encoder.media_cache.decode_calls, "hits": encoder.media_cache.hits,
-                        "location": encoder.media_cache.describe()},
         "log_history": trainer.state.log_history,
     }
 
@@ -250,6 +248,12 @@ def main(argv=None, callbacks=()) -> dict:
         mean_predictor = msa_regression_metrics(np.full_like(test_labels, label_mean), test_labels, metrics_dataset)
         summary["mean_predictor_test_MAE"] = mean_predictor["MAE"]
     summary["peak_memory_mb"] = round(peak_memory_bytes() / 2**20, 1)
+    summary["media_cache"] = {
+        "decode_calls": encoder.media_cache.decode_calls,
+        "hits": encoder.media_cache.hits,
+        "location": encoder.media_cache.describe(),
+    }
+    logger.info("Decoded %d clips this run; %s", encoder.media_cache.decode_calls, encoder.media_cache.describe())
 
     # 5. Export: adapter (+ head) and the merged, Hub-ready model with its processor (and, for the regressor, card).
     if trainer.is_world_process_zero():

@@ -3,10 +3,14 @@
     from omni_regressor import SentimentScorer
     scorer = SentimentScorer.from_pretrained("runs/demo/model")
     scorer.score(["clip.mp4"], transcripts=["I loved it"])   # -> [1.73]
+
+`omni-regressor predict` and the `omni-sentiment-regression` pipeline call `score_clips` and format each result with
+`prediction_record`, so the three give the same score for the same clip.
 """
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 from transformers import AutoModel
@@ -91,6 +95,30 @@ class SentimentScorer:
             if result.error is not None:
                 raise ValueError(f"{result.path}: {result.error}")
         return [result.score for result in results]
+
+
+def label_bucket(score: float, score_range) -> int:
+    """The Acc-7 class of a score (-3..3 for MOSI/MOSEI): clipped to the label scale, rounded half to even."""
+    low, high = score_range
+    return int(np.round(np.clip(score, low, high)))
+
+
+def polarity(score: float) -> str:
+    """The Acc-2 class (MMSA's `Has0_acc_2` convention: zero counts as positive)."""
+    return "positive" if score >= 0 else "negative"
+
+
+def prediction_record(result: ClipScore, score_range) -> dict:
+    """One output row: path, score, label_bucket, acc2, modalities ("text+audio+video") and error ("" if none)."""
+    scored = result.score is not None
+    return {
+        "path": result.path,
+        "score": result.score,
+        "label_bucket": label_bucket(result.score, score_range) if scored else None,
+        "acc2": polarity(result.score) if scored else None,
+        "modalities": "+".join(result.modalities),
+        "error": result.error or "",
+    }
 
 
 def resolve_modalities(value, default):

@@ -104,8 +104,8 @@ def build_tiny_processor(tokenizer: Qwen2TokenizerFast | None = None) -> Qwen2_5
     )
 
 
-def tiny_omni_config(tokenizer) -> Qwen2_5OmniConfig:
-    """An original-layout Qwen2.5-Omni config of the `tiny` shape whose token ids are those of `tokenizer`."""
+def thinker_config_for_tokenizer(arch: str, tokenizer):
+    """A Thinker config of a named shape whose special-token ids (and, for `tiny`, vocabulary) fit `tokenizer`."""
     ids = {name: tokenizer.convert_tokens_to_ids(token) for name, token in NAMED_SPECIAL_TOKENS.items()}
     token_ids = {
         "audio_token_index": ids["audio_token"],
@@ -117,13 +117,26 @@ def tiny_omni_config(tokenizer) -> Qwen2_5OmniConfig:
         "vision_end_token_id": ids["vision_eos_token"],
         "user_token_id": tokenizer.convert_tokens_to_ids("user") if "user" in tokenizer.get_vocab() else 0,
     }
-    thinker = thinker_config_for("tiny", **token_ids)
-    vocab_size = 64 * ((len(tokenizer) + 63) // 64)
-    thinker.text_config.vocab_size = vocab_size
+    thinker = thinker_config_for(arch, **token_ids)
+    if arch == "tiny":
+        thinker.text_config.vocab_size = 64 * ((len(tokenizer) + 63) // 64)
     thinker.text_config.pad_token_id = tokenizer.pad_token_id
     thinker.text_config.eos_token_id = tokenizer.eos_token_id
+    return thinker
+
+
+def tiny_omni_config(tokenizer) -> Qwen2_5OmniConfig:
+    """An original-layout Qwen2.5-Omni config of the `tiny` shape whose token ids are those of `tokenizer`."""
+    thinker = thinker_config_for_tokenizer("tiny", tokenizer)
+    token_ids = {
+        key: getattr(thinker, key)
+        for key in (
+            "audio_token_index", "image_token_index", "video_token_index", "audio_start_token_id",
+            "audio_end_token_id", "vision_start_token_id", "vision_end_token_id",
+        )
+    }
     talker = {
-        "vocab_size": 96,
+        "vocab_size": 640,
         "embedding_size": 64,
         "hidden_size": 32,
         "intermediate_size": 64,
@@ -136,7 +149,10 @@ def tiny_omni_config(tokenizer) -> Qwen2_5OmniConfig:
         "tts_codec_end_token_id": 91,
         "tts_codec_pad_token_id": 92,
         "tts_codec_mask_token_id": 93,
-        **{key: value for key, value in token_ids.items() if key != "user_token_id"},
+        "tts_text_start_token_id": 600,
+        "tts_text_end_token_id": 601,
+        "tts_text_pad_token_id": 602,
+        **token_ids,
     }
     token2wav = {
         "dit_config": {
@@ -165,4 +181,27 @@ def write_tiny_backbone(output_dir: str | Path, seed: int = 0) -> Path:
     model = Qwen2_5OmniForConditionalGeneration(config)
     model.save_pretrained(output_dir)
     processor.save_pretrained(output_dir)
+    return output_dir
+
+
+def write_random_thinker(arch: str, output_dir: str | Path, seed: int = 0, dtype=torch.bfloat16) -> Path:
+    """A Thinker-only checkpoint of a named shape (`tiny`, `3b`, `7b`) with random weights and the tiny processor.
+
+    For benchmarks of memory and latency at the real shapes without downloading weights: the loading, quantisation
+    and training code that runs on it is the code that runs on the released checkpoints. Built on the GPU when there
+    is one (a 7B Thinker initialises in seconds there).
+    """
+    from transformers import Qwen2_5OmniThinkerForConditionalGeneration
+
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    processor = build_tiny_processor()
+    config = thinker_config_for_tokenizer(arch, processor.tokenizer)
+    torch.manual_seed(seed)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    with torch.device(device):
+        model = Qwen2_5OmniThinkerForConditionalGeneration(config).to(dtype)
+    model.save_pretrained(output_dir)
+    processor.save_pretrained(output_dir)
+    del model
     return output_dir
