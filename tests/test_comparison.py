@@ -1,0 +1,150 @@
+"""The controlled comparison: generative readout (zero-shot, fine-tuned), compare table, sweep, benchmark."""
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import Qwen2_5OmniThinkerForConditionalGeneration
+
+import train_with_trainer
+from omni_regressor.data import read_mmsa
+from omni_regressor.generative import GenerativeCollator, format_score
+from omni_regressor.media import MediaCache
+from omni_regressor.processing import ClipEncoder, ProcessingSettings
+
+PARSE_STATISTICS = ("unparsable_rate", "out_of_range_rate", "fallback", "ms_per_clip")
+
+
+def small_run_flags(backbone, data, output_dir, *extra):
+    return [
+        "--model_name_or_path", str(backbone),
+        "--dataset_dir", str(data),
+        "--output_dir", str(output_dir),
+        "--quantization", "none",
+        "--head_hidden_size", "16",
+        "--num_train_epochs", "1",
+        "--per_device_train_batch_size", "4",
+        "--learning_rate", "2e-3",
+        "--max_pixels", str(28 * 28 * 16),
+        "--disable_tqdm", "true",
+        *extra,
+    ]
+
+
+def test_generative_collator_labels_only_the_written_score(tiny_processor, demo_dataset_dir):
+    records = read_mmsa(demo_dataset_dir)[0][:3]
+    encoder = ClipEncoder(tiny_processor, ProcessingSettings(modalities=("text",)))
+    batch = GenerativeCollator(encoder)([{"text": r.text, "media_path": r.media_path, "label": r.label} for r in records])
+    for row, record in enumerate(records):
+        answer_ids = batch["input_ids"][row][batch["labels"][row] != -100]
+        assert tiny_processor.tokenizer.decode(answer_ids) == format_score(record.label) + "<|im_end|>"
+
+
+@pytest.mark.parametrize("label, text", [(2.4, "2.4"), (-0.8, "-0.8"), (0.0, "0.0"), (-2.8000000000000003, "-2.8")])
+def test_scores_are_written_with_one_decimal(label, text):
+    assert format_score(label) == text
+
+
+def test_zero_shot_generative_readout_runs_end_to_end_and_reports_parse_statistics(tiny_backbone_dir, demo_dataset_dir, tmp_path):
+    from eval.zero_shot import main
+
+    assert main([
+        "--model_name_or_path", str(tiny_backbone_dir), "--dataset_dir", str(demo_dataset_dir),
+        "--output_dir", str(tmp_path), "--quantization", "4bit", "--max_pixels", str(28 * 28 * 16),
+        "--media_cache_dir", str(tmp_path / "cache"),
+    ]) == 0
+    result = json.loads((tmp_path / "zero_shot.json").read_text())
+    test_clips = [record for record in read_mmsa(demo_dataset_dir)[0] if record.split == "test"]
+    assert result["num_clips"] == len(test_clips) == len(result["answers"]) == len(result["predictions"])
+    assert all(key in result for key in PARSE_STATISTICS) and 0.0 <= result["unparsable_rate"] <= 1.0
+    from eval.generative_readout import parse_score
+
+    unparsable = sum(parse_score(answer) is None for answer in result["answers"]) / len(result["answers"])
+    assert result["unparsable_rate"] == pytest.approx(unparsable)
+    assert math.isfinite(result["MAE"])
+
+
+def test_fine_tuned_generative_readout_trains_the_same_lora_and_exports_a_thinker(tiny_backbone_dir, demo_dataset_dir, tmp_path):
+    summary = train_with_trainer.main(
+        small_run_flags(tiny_backbone_dir, demo_dataset_dir, tmp_path / "gen", "--readout", "generative", "--lora_preset", "paper")
+    )
+    assert summary["readout"] == "generative"
+    assert all(key in summary["test_metrics"] for key in PARSE_STATISTICS)
+    assert len(summary["test_answers"]) == len(summary["test_predictions"])
+    assert summary["parameters"]["head_params"] == 0 and summary["parameters"]["lora_params"] > 0
+    adapter_config = json.loads((tmp_path / "gen" / "adapter" / "adapter_config.json").read_text())
+    assert set(adapter_config["target_modules"]) == {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
+    assert not adapter_config["modules_to_save"]
+    thinker = Qwen2_5OmniThinkerForConditionalGeneration.from_pretrained(tmp_path / "gen" / "model")
+    assert thinker.lm_head.weight.shape[1] == 64
+    settings = json.loads((tmp_path / "gen" / "model" / "processing_settings.json").read_text())
+    assert settings["modalities"] == ["text", "audio", "video"] and settings["score_range"] == [-3.0, 3.0]
+
+
+def test_compare_writes_one_table_with_metrics_failures_latency_and_memory(tiny_backbone_dir, demo_dataset_dir, tmp_path):
+    from eval.compare import main
+
+    flags = small_run_flags(tiny_backbone_dir, demo_dataset_dir, tmp_path / "compare", "--media_cache_dir", str(tmp_path / "cache"))
+    assert main(["--skip_generative_finetune", "true", *flags]) == 0
+    rows = json.loads((tmp_path / "compare" / "comparison.json").read_text())
+    assert [row["readout"] for row in rows] == ["discriminative (fine-tuned)", "generative (zero-shot)"]
+    for row in rows:
+        assert row["ms_per_clip"] > 0 and row["peak_memory_mb"] > 0 and "MAE" in row and "Mult_acc_7" in row
+    assert "unparsable_rate" in rows[1]
+    table = (tmp_path / "compare" / "comparison.md").read_text()
+    assert table.count("\n") == 4 and "| discriminative (fine-tuned) |" in table and "unparsable_rate" in table
+
+
+def test_sweep_over_two_modality_sets_and_two_seeds_decodes_each_clip_once(tiny_backbone_dir, demo_dataset_dir, tmp_path):
+    from eval.sweep import main
+
+    flags = small_run_flags(tiny_backbone_dir, demo_dataset_dir, tmp_path / "sweep", "--media_cache_dir", str(tmp_path / "cache"))
+    assert main(["--modalities", "T,T+A", "--seeds", "1", "2", *flags]) == 0
+    report = json.loads((tmp_path / "sweep" / "sweep.json").read_text())
+    assert set(report["configurations"]) == {"T", "T+A"}
+    assert all(len(metric["values"]) == 2 for metric in report["configurations"]["T+A"].values())
+    clips = len(read_mmsa(demo_dataset_dir)[0])
+    assert report["decode_calls_per_run"] == {"T/seed1": 0, "T/seed2": 0, "T+A/seed1": clips, "T+A/seed2": 0}
+    assert len(MediaCache(tmp_path / "cache").entries()) == clips
+    for tag in ("T", "TA"):
+        for seed in (1, 2):
+            assert (tmp_path / "sweep" / tag / f"seed{seed}" / "training_summary.json").exists()
+    mae = report["configurations"]["T"]["MAE"]
+    assert mae["mean"] == pytest.approx(sum(mae["values"]) / 2)
+    assert "±" in (tmp_path / "sweep" / "sweep.md").read_text()
+
+
+def test_benchmark_reports_both_readouts_measured_in_one_run(tmp_path):
+    from eval.benchmark import main
+
+    output = tmp_path / "benchmark.json"
+    assert main(["--arch", "tiny", "--random_weights", "true", "--num_clips", "8", "--clip_seconds", "2",
+                 "--repeats", "1", "--train_step", "true", "--output", str(output)]) == 0
+    report = json.loads(output.read_text())
+    for key in ("discriminative_ms_per_clip", "generative_ms_per_clip", "batch1_clips_per_second", "batch8_clips_per_second",
+                "generative_over_discriminative_latency", "batch8_over_batch1_throughput", "peak_memory_mb",
+                "qlora_train_step_peak_memory_mb"):
+        assert key in report
+    assert report["generative_over_discriminative_latency"] == pytest.approx(
+        report["generative_ms_per_clip"] / report["discriminative_ms_per_clip"]
+    )
+    assert report["batch8_over_batch1_throughput"] == pytest.approx(
+        report["batch8_clips_per_second"] / report["batch1_clips_per_second"]
+    )
+    assert report["frames_per_clip"] == 4 and report["quantization"] == "4bit"
+
+
+def test_benchmark_regressor_shares_the_generative_thinkers_weights(tiny_backbone_dir):
+    from eval.benchmark import regressor_sharing_backbone
+    from omni_regressor.generative import load_thinker
+
+    thinker = load_thinker(str(tiny_backbone_dir), "none")
+    regressor = regressor_sharing_backbone(thinker)
+    assert regressor.thinker is thinker.model
+    assert not any(parameter.is_meta for parameter in regressor.parameters())
+    ids = torch.tensor([[5, 6, 7]])
+    with torch.no_grad():
+        hidden = thinker.model(input_ids=ids).last_hidden_state[:, -1]
+        torch.testing.assert_close(regressor(input_ids=ids, output_pooled_hidden_state=True).pooled_hidden_state, hidden)
