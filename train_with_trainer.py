@@ -41,6 +41,7 @@ from omni_regressor.training import (
     load_regressor_for_training,
     merged_export,
     peak_memory_bytes,
+    push_export,
     write_json,
 )
 
@@ -122,6 +123,8 @@ def main(argv=None, callbacks=()) -> dict:
     model_args, data_args, training_args = parse_arguments(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     training_args.label_names = training_args.label_names or ["labels"]
+    if training_args.push_to_hub and not training_args.hub_model_id:
+        raise ValueError("--push_to_hub needs --hub_model_id (the Hub repository to create or update).")
     if not torch.cuda.is_available():
         training_args.dataloader_pin_memory = False
     set_seed(training_args.seed)
@@ -201,6 +204,8 @@ def main(argv=None, callbacks=()) -> dict:
     if model_args.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=model_args.early_stopping_patience))
 
+    # The Hub gets the exported folder at the end, not the Trainer's checkpoints (see step 5).
+    push_to_hub, training_args.push_to_hub = training_args.push_to_hub, False
     if generative and training_args.metric_for_best_model == "MAE":
         # During training the generative readout is evaluated by its answer-token loss; its scores are parsed
         # from generated text on the test split.
@@ -282,6 +287,10 @@ def main(argv=None, callbacks=()) -> dict:
             )
         summary["export_dir"] = str(export_dir if exported_model else adapter_dir)
         write_json(output_dir / "training_summary.json", summary)
+        if push_to_hub:
+            summary["hub_commit"] = push_export(
+                summary["export_dir"], training_args.hub_model_id, training_args.hub_token, training_args.hub_private_repo
+            )
     trainer.accelerator.wait_for_everyone()
     return summary
 

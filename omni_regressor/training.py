@@ -168,6 +168,16 @@ def merged_export(trained_model, base_model_name_or_path: str, adapter_dir: str 
     return merged
 
 
+def push_export(export_dir, repo_id: str, token: str | None = None, private: bool | None = None) -> str:
+    """Uploads the exported folder (weights, both Hub .py files, processor, card) to the Hub as one commit."""
+    from huggingface_hub import HfApi
+
+    api = HfApi(token=token)
+    api.create_repo(repo_id, private=private, exist_ok=True)
+    commit = api.upload_folder(repo_id=repo_id, folder_path=str(export_dir), commit_message="Upload omni-regressor export")
+    return str(getattr(commit, "commit_url", commit))
+
+
 def write_json(path, payload):
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(json.dumps(payload, indent=2, default=float) + "\n")

@@ -265,3 +265,42 @@ def test_demo_main_job_beats_the_mean_predictor(tmp_path):
     report = json.loads((tmp_path / "demo" / "demo_report.json").read_text())
     assert report["test_MAE"] < report["mean_predictor_test_MAE"]
     assert Path(report["model_card"]).exists()
+
+
+def test_model_card_usage_snippets_run_as_written(trained_run, demo_dataset_dir, tmp_path):
+    import re
+
+    output_dir, _ = trained_run
+    card_text = (output_dir / "model" / "README.md").read_text()
+    snippets = re.findall(r"```python\n(.*?)```", card_text, flags=re.DOTALL)
+    assert len(snippets) == 2
+    clip = next(record for record in read_mmsa(demo_dataset_dir)[0] if record.split == "test")
+    script = "\n".join(snippets).replace('"clip.mp4"', repr(clip.media_path))
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path, stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, result.stderr[-3000:]
+    printed = json.loads(result.stdout.strip().splitlines()[-1])
+    assert len(printed) == 1 and np.isfinite(printed[0])
+
+
+def test_push_to_hub_uploads_the_export_folder_with_its_code(tiny_backbone_dir, demo_dataset_dir, tmp_path, monkeypatch):
+    from huggingface_hub import HfApi
+
+    uploads = []
+    # No network here: record what would be uploaded instead of sending it.
+    monkeypatch.setattr(HfApi, "create_repo", lambda self, repo_id, **kwargs: uploads.append(("create", repo_id)))
+    monkeypatch.setattr(HfApi, "upload_folder", lambda self, repo_id, folder_path, **kwargs: uploads.append((repo_id, folder_path)) or "commit")
+    summary = train_with_trainer.main(
+        training_flags(tiny_backbone_dir, demo_dataset_dir, tmp_path / "run", "--num_train_epochs", "1", "--quantization", "none",
+                       "--push_to_hub", "true", "--hub_model_id", "someone/omni-regressor-demo")
+    )
+    assert uploads == [("create", "someone/omni-regressor-demo"), ("someone/omni-regressor-demo", summary["export_dir"])]
+    uploaded = set(os.listdir(summary["export_dir"]))
+    assert {"configuration_omni_regressor.py", "modeling_omni_regressor.py", "model.safetensors", "config.json", "README.md",
+            "tokenizer.json", "processor_config.json"} <= uploaded
+    assert not any(name.startswith("checkpoint-") for name in uploaded)
+
+
+def test_push_to_hub_without_a_repository_id_fails_before_training(tiny_backbone_dir, demo_dataset_dir, tmp_path):
+    with pytest.raises(ValueError, match="hub_model_id"):
+        train_with_trainer.main(training_flags(tiny_backbone_dir, demo_dataset_dir, tmp_path / "run", "--push_to_hub", "true"))
+    assert not (tmp_path / "run").exists()
