@@ -307,3 +307,14 @@ def test_params_report_at_7b_matches_the_reference_counts():
     assert abs(paper["head_params"] - 0.92e6) < 0.5e6
     assert abs(paper["trainable_params"] - (103.04e6 + 0.92e6)) < 0.5e6
     assert paper["trainable_percent"] == pytest.approx(100 * paper["trainable_params"] / paper["total_params"], abs=1e-3)
+
+
+def test_device_map_and_sdpa_load_paths(tiny_backbone_dir, clip_encoder):
+    model = Qwen2_5OmniForSentimentRegression.from_pretrained(
+        tiny_backbone_dir, head_hidden_size=16, device_map="auto", attn_implementation="sdpa"
+    ).eval()
+    assert {parameter.device.type for parameter in model.parameters()} == {"cpu"}
+    assert model.thinker.language_model.config._attn_implementation == "sdpa"
+    batch = clip_encoder.collate([clip_encoder.encode(TRANSCRIPTS[0], None, ("text",))])
+    with torch.no_grad():
+        assert torch.isfinite(model(**batch).logits).all()
