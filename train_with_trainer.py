@@ -32,6 +32,7 @@ from omni_regressor.data import (
 from omni_regressor.media import MediaCache, default_cache_dir
 from omni_regressor.generative import GenerativeCollator, load_thinker_for_training, merged_thinker_export
 from omni_regressor.model_card import write_model_card
+from omni_regressor.pipeline import register_pipeline
 from omni_regressor.processing import ClipEncoder, ProcessingSettings, parse_modalities
 from omni_regressor.training import (
     OmniRegressorTrainer,
@@ -46,6 +47,7 @@ from omni_regressor.training import (
 )
 
 logger = logging.getLogger("omni_regressor.train")
+READOUTS = ("discriminative", "generative")
 
 
 @dataclass
@@ -123,6 +125,8 @@ def main(argv=None, callbacks=()) -> dict:
     model_args, data_args, training_args = parse_arguments(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     training_args.label_names = training_args.label_names or ["labels"]
+    if model_args.readout not in READOUTS:
+        raise ValueError(f"--readout must be one of {READOUTS}, got {model_args.readout!r}.")
     if training_args.push_to_hub and not training_args.hub_model_id:
         raise ValueError("--push_to_hub needs --hub_model_id (the Hub repository to create or update).")
     if not torch.cuda.is_available():
@@ -277,6 +281,7 @@ def main(argv=None, callbacks=()) -> dict:
         if exported_model:
             encoder.save_pretrained(export_dir)
         if exported_model and not generative:
+            register_pipeline(export_dir)
             write_model_card(
                 export_dir,
                 base_model=model_args.model_name_or_path,

@@ -9,9 +9,8 @@ on the answer tokens only (the score written with one decimal, then the end-of-t
 import torch
 from transformers import BatchFeature, Qwen2_5OmniThinkerForConditionalGeneration
 
-from .architectures import lora_config_for
 from .processing import ClipEncoder, model_inputs
-from .training import compute_dtype, disable_cpu_bf16_repacking, local_device_map, quantization_config_for
+from .training import disable_cpu_bf16_repacking, load_kwargs_for, prepare_for_training
 
 THINKER_SKIP_MODULES = ["model.audio_tower", "model.visual", "lm_head"]
 
@@ -23,12 +22,9 @@ def format_score(label: float) -> str:
 
 def load_thinker(model_name_or_path: str, quantization: str = "4bit"):
     """The Thinker with its LM head (from an original Qwen2.5-Omni or Thinker-only checkpoint), for generation."""
-    quantization_config = quantization_config_for(quantization, skip_modules=THINKER_SKIP_MODULES)
-    load_kwargs = {"device_map": local_device_map(), "attn_implementation": "sdpa"}
-    if quantization_config is not None:
-        load_kwargs.update(quantization_config=quantization_config, dtype=compute_dtype())
+    load_kwargs = load_kwargs_for(quantization, skip_modules=THINKER_SKIP_MODULES)
     model = Qwen2_5OmniThinkerForConditionalGeneration.from_pretrained(model_name_or_path, **load_kwargs)
-    if quantization_config is not None and not torch.cuda.is_available():
+    if quantization != "none" and not torch.cuda.is_available():
         disable_cpu_bf16_repacking(model)
     return model
 
@@ -41,22 +37,10 @@ def load_thinker_for_training(
     gradient_checkpointing: bool = True,
 ):
     """Thinker -> 4-bit -> the same LoRA preset as the discriminative run (no head: the LM head writes the score)."""
-    from peft import get_peft_model, prepare_model_for_kbit_training
-
     model = load_thinker(model_name_or_path, quantization)
-    if quantization != "none":
-        model = prepare_model_for_kbit_training(
-            model,
-            use_gradient_checkpointing=gradient_checkpointing,
-            gradient_checkpointing_kwargs={"use_reentrant": False},
-        )
-    elif gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        model.enable_input_require_grads()
-    lora_config = lora_config_for(lora_preset, modules_to_save=None, **(lora_overrides or {}))
-    if lora_config is not None:
-        model = get_peft_model(model, lora_config)
-    return model
+    return prepare_for_training(
+        model, quantization != "none", lora_preset, lora_overrides, gradient_checkpointing, modules_to_save=None
+    )
 
 
 class GenerativeCollator:

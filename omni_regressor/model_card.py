@@ -34,6 +34,15 @@ scorer = SentimentScorer.from_pretrained("{{ repo_or_path }}")
 print(scorer.score(["clip.mp4"], transcripts=["I really liked this movie."]))  # one float per clip
 ```
 
+The same path as a transformers pipeline (its code ships in this folder; it needs the package installed):
+
+```python
+from transformers import pipeline
+
+sentiment = pipeline("omni-sentiment-regression", model="{{ repo_or_path }}", trust_remote_code=True)
+print(sentiment("clip.mp4", transcript="I really liked this movie.")["score"])
+```
+
 From the shell: `omni-regressor predict --model {{ repo_or_path }} clip.mp4 --transcript "..."`.
 
 ## Results (test split of `{{ dataset_name }}`)

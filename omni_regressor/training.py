@@ -64,23 +64,21 @@ def disable_cpu_bf16_repacking(model: torch.nn.Module) -> int:
     return patched
 
 
-def load_regressor_for_training(
-    model_name_or_path: str,
-    quantization: str = "4bit",
-    lora_preset: str = "paper",
-    lora_overrides: dict | None = None,
-    gradient_checkpointing: bool = True,
-    **readout_kwargs,
-):
-    """Regressor (original checkpoint or saved regressor) -> 4-bit/full -> peft LoRA (head in `modules_to_save`)."""
-    from peft import get_peft_model, prepare_model_for_kbit_training
-
-    quantization_config = quantization_config_for(quantization)
+def load_kwargs_for(quantization: str, skip_modules=QUANTIZATION_SKIP_MODULES) -> dict:
+    """`from_pretrained` keyword arguments: this rank's device map, sdpa, and the 4-bit config when asked."""
+    quantization_config = quantization_config_for(quantization, skip_modules)
     load_kwargs = {"device_map": local_device_map(), "attn_implementation": "sdpa"}
     if quantization_config is not None:
         load_kwargs.update(quantization_config=quantization_config, dtype=compute_dtype())
-    model = Qwen2_5OmniForSentimentRegression.from_pretrained(model_name_or_path, **load_kwargs, **readout_kwargs)
-    if quantization_config is not None:
+    return load_kwargs
+
+
+def prepare_for_training(model, quantized: bool, lora_preset: str, lora_overrides: dict | None,
+                         gradient_checkpointing: bool, modules_to_save=("head",)):
+    """k-bit preparation (or plain checkpointing) then the LoRA preset; shared by both readouts."""
+    from peft import get_peft_model, prepare_model_for_kbit_training
+
+    if quantized:
         model = prepare_model_for_kbit_training(
             model,
             use_gradient_checkpointing=gradient_checkpointing,
@@ -91,10 +89,23 @@ def load_regressor_for_training(
     elif gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.enable_input_require_grads()
-    lora_config = lora_config_for(lora_preset, **(lora_overrides or {}))
-    if lora_config is not None:
-        model = get_peft_model(model, lora_config)
-    return model
+    lora_config = lora_config_for(lora_preset, modules_to_save=modules_to_save, **(lora_overrides or {}))
+    return get_peft_model(model, lora_config) if lora_config is not None else model
+
+
+def load_regressor_for_training(
+    model_name_or_path: str,
+    quantization: str = "4bit",
+    lora_preset: str = "paper",
+    lora_overrides: dict | None = None,
+    gradient_checkpointing: bool = True,
+    **readout_kwargs,
+):
+    """Regressor (original checkpoint or saved regressor) -> 4-bit/full -> peft LoRA (head in `modules_to_save`)."""
+    model = Qwen2_5OmniForSentimentRegression.from_pretrained(
+        model_name_or_path, **load_kwargs_for(quantization), **readout_kwargs
+    )
+    return prepare_for_training(model, quantization != "none", lora_preset, lora_overrides, gradient_checkpointing)
 
 
 def is_head_parameter(name: str) -> bool:

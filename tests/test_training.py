@@ -273,13 +273,14 @@ def test_model_card_usage_snippets_run_as_written(trained_run, demo_dataset_dir,
     output_dir, _ = trained_run
     card_text = (output_dir / "model" / "README.md").read_text()
     snippets = re.findall(r"```python\n(.*?)```", card_text, flags=re.DOTALL)
-    assert len(snippets) == 2
+    assert len(snippets) == 3
     clip = next(record for record in read_mmsa(demo_dataset_dir)[0] if record.split == "test")
-    script = "\n".join(snippets).replace('"clip.mp4"', repr(clip.media_path))
+    script = "\n".join(snippets).replace('"clip.mp4"', repr(clip.media_path)).replace("I really liked this movie.", clip.text)
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path, stdin=subprocess.DEVNULL)
     assert result.returncode == 0, result.stderr[-3000:]
-    printed = json.loads(result.stdout.strip().splitlines()[-1])
-    assert len(printed) == 1 and np.isfinite(printed[0])
+    scorer_output, pipeline_output = result.stdout.strip().splitlines()[-2:]
+    [scorer_score] = json.loads(scorer_output)
+    assert np.isfinite(scorer_score) and float(pipeline_output) == pytest.approx(scorer_score, abs=1e-6)
 
 
 def test_push_to_hub_uploads_the_export_folder_with_its_code(tiny_backbone_dir, demo_dataset_dir, tmp_path, monkeypatch):
