@@ -2,7 +2,12 @@
 
 import csv
 import json
+import os
+import re
+import shlex
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -195,3 +200,45 @@ def test_label_bucket_clips_to_the_score_range_and_rounds_half_to_even():
     assert [label_bucket(score, (-3, 3)) for score in (-3.7, -2.5, -0.5, 0.5, 1.5, 2.4, 9.0)] == [-3, -2, 0, 0, 2, 2, 3]
     assert [label_bucket(score, (-1, 1)) for score in (-1.6, -0.5, 0.49, 0.51, 1.2)] == [-1, 0, 0, 1, 1]
     assert (polarity(0.0), polarity(-0.01)) == ("positive", "negative")
+
+
+def readme_usage_blocks(language: str) -> list[str]:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Usage: scoring clips", 1)[1].split("\n## ", 1)[0]
+    return re.findall(rf"```{language}\n(.*?)```", section, flags=re.DOTALL)
+
+
+def test_readme_usage_python_snippets_run_and_agree(trained_export, records, tmp_path):
+    clip = records[0]
+    substituted = [
+        block.replace("runs/demo/run/model", str(trained_export))
+        .replace('"clip.mp4"', repr(clip.media_path))
+        .replace("I really liked this movie.", clip.text)
+        for block in readme_usage_blocks("python")
+    ]
+    assert len(substituted) == 2
+    outputs = []
+    for block in substituted:
+        result = subprocess.run([sys.executable, "-c", block], capture_output=True, text=True, cwd=tmp_path, stdin=subprocess.DEVNULL)
+        assert result.returncode == 0, result.stderr[-3000:]
+        outputs.append(result.stdout.strip().splitlines()[-1])
+    [python_score] = json.loads(outputs[0])
+    assert float(outputs[1]) == pytest.approx(python_score, abs=1e-6)
+
+
+def test_readme_usage_shell_commands_run(trained_export, records, demo_dataset_dir, tmp_path):
+    clip_dir = tmp_path / "clips"
+    clip_dir.mkdir()
+    shutil.copy(records[0].media_path, clip_dir / "a.mp4")
+    for block in readme_usage_blocks("bash"):
+        for command in [line for line in block.splitlines() if line.strip()]:
+            command = (
+                command.replace("runs/demo/run/model", str(trained_export))
+                .replace("runs/demo/data", str(demo_dataset_dir))
+                .replace("clip.mp4", records[0].media_path)
+                .replace("clips/", str(clip_dir))
+            )
+            result = subprocess.run(shlex.split(command), capture_output=True, text=True, cwd=tmp_path, stdin=subprocess.DEVNULL)
+            assert result.returncode == 0, (command, result.stderr[-3000:])
+    assert (tmp_path / "scores.csv").exists()
+    assert {"predictions.csv", "metrics.json", "scatter.png"} <= set(os.listdir(tmp_path / "runs" / "eval"))
