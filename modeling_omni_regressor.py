@@ -118,7 +118,12 @@ class Qwen2_5OmniForSentimentRegression(PreTrainedModel):
                     thinker_config = Qwen2_5OmniThinkerConfig.from_pretrained(config_source, **hub_kwargs)
                 config = OmniRegressorConfig(
                     thinker_config=thinker_config,
-                    base_model_name_or_path=str(pretrained_model_name_or_path),
+                    # A local folder is kept as an absolute path, so it still resolves from another directory.
+                    base_model_name_or_path=(
+                        os.path.abspath(pretrained_model_name_or_path)
+                        if os.path.isdir(pretrained_model_name_or_path)
+                        else str(pretrained_model_name_or_path)
+                    ),
                     pad_token_id=thinker_config.text_config.pad_token_id,
                     **readout_kwargs,
                 )
