@@ -62,7 +62,7 @@ def markdown_table(rows: list[dict], columns=None) -> str:
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    compare_args, train_argv = HfArgumentParser(CompareArguments).parse_args_into_dataclasses(
+    compare_args, train_argv = HfArgumentParser(CompareArguments, allow_abbrev=False).parse_args_into_dataclasses(
         argv, return_remaining_strings=True
     )
     model_args, data_args, training_args = parse_arguments(train_argv)

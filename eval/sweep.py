@@ -51,7 +51,9 @@ def mean_std_table(results: dict[str, list[dict]]) -> tuple[str, dict]:
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    args, train_argv = HfArgumentParser(SweepArguments).parse_args_into_dataclasses(argv, return_remaining_strings=True)
+    # No abbreviations: a training flag such as `--seed` must not be read as `--seeds`.
+    parser = HfArgumentParser(SweepArguments, allow_abbrev=False)
+    args, train_argv = parser.parse_args_into_dataclasses(argv, return_remaining_strings=True)
     train_argv = strip_flag(strip_flag(train_argv, "--seed"), "--output_dir")
     if not any(token.startswith(("--media_cache_dir", "--media-cache-dir")) for token in train_argv):
         train_argv += ["--media_cache_dir", str(default_cache_dir())]

@@ -13,24 +13,14 @@ from omni_regressor.data import read_mmsa
 from omni_regressor.generative import GenerativeCollator, format_score
 from omni_regressor.media import MediaCache
 from omni_regressor.processing import ClipEncoder, ProcessingSettings
+from test_training import training_flags
 
 PARSE_STATISTICS = ("unparsable_rate", "out_of_range_rate", "fallback", "ms_per_clip")
 
 
 def small_run_flags(backbone, data, output_dir, *extra):
-    return [
-        "--model_name_or_path", str(backbone),
-        "--dataset_dir", str(data),
-        "--output_dir", str(output_dir),
-        "--quantization", "none",
-        "--head_hidden_size", "16",
-        "--num_train_epochs", "1",
-        "--per_device_train_batch_size", "4",
-        "--learning_rate", "2e-3",
-        "--max_pixels", str(28 * 28 * 16),
-        "--disable_tqdm", "true",
-        *extra,
-    ]
+    """The training tests' flags, unquantised and for one epoch; the media cache sits beside `output_dir`."""
+    return training_flags(backbone, data, output_dir, "--quantization", "none", "--num_train_epochs", "1", *extra)
 
 
 def test_generative_collator_labels_only_the_written_score(tiny_processor, demo_dataset_dir):
@@ -86,7 +76,7 @@ def test_fine_tuned_generative_readout_trains_the_same_lora_and_exports_a_thinke
 def test_compare_writes_one_table_with_metrics_failures_latency_and_memory(tiny_backbone_dir, demo_dataset_dir, tmp_path):
     from eval.compare import main
 
-    flags = small_run_flags(tiny_backbone_dir, demo_dataset_dir, tmp_path / "compare", "--media_cache_dir", str(tmp_path / "cache"))
+    flags = small_run_flags(tiny_backbone_dir, demo_dataset_dir, tmp_path / "compare")
     assert main(["--skip_generative_finetune", "true", *flags]) == 0
     rows = json.loads((tmp_path / "compare" / "comparison.json").read_text())
     assert [row["readout"] for row in rows] == ["discriminative (fine-tuned)", "generative (zero-shot)"]
@@ -100,14 +90,14 @@ def test_compare_writes_one_table_with_metrics_failures_latency_and_memory(tiny_
 def test_sweep_over_two_modality_sets_and_two_seeds_decodes_each_clip_once(tiny_backbone_dir, demo_dataset_dir, tmp_path):
     from eval.sweep import main
 
-    flags = small_run_flags(tiny_backbone_dir, demo_dataset_dir, tmp_path / "sweep", "--media_cache_dir", str(tmp_path / "cache"))
+    flags = small_run_flags(tiny_backbone_dir, demo_dataset_dir, tmp_path / "sweep")
     assert main(["--modalities", "T,T+A", "--seeds", "1", "2", *flags]) == 0
     report = json.loads((tmp_path / "sweep" / "sweep.json").read_text())
     assert set(report["configurations"]) == {"T", "T+A"}
     assert all(len(metric["values"]) == 2 for metric in report["configurations"]["T+A"].values())
     clips = len(read_mmsa(demo_dataset_dir)[0])
     assert report["decode_calls_per_run"] == {"T/seed1": 0, "T/seed2": 0, "T+A/seed1": clips, "T+A/seed2": 0}
-    assert len(MediaCache(tmp_path / "cache").entries()) == clips
+    assert len(MediaCache(tmp_path / "media-cache").entries()) == clips
     for tag in ("T", "TA"):
         for seed in (1, 2):
             assert (tmp_path / "sweep" / tag / f"seed{seed}" / "training_summary.json").exists()
