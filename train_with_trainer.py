@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from transformers import EarlyStoppingCallback, HfArgumentParser, Qwen2_5OmniProcessor, TrainingArguments, set_seed
-from transformers.trainer_utils import IntervalStrategy, SaveStrategy
+from transformers.trainer_utils import IntervalStrategy, SaveStrategy, get_last_checkpoint
 
 from eval.metrics import make_compute_metrics, metrics_for_score_range, msa_regression_metrics
 from eval.generative_readout import evaluate_generative
@@ -227,7 +227,7 @@ def main(argv=None, callbacks=()) -> dict:
         head_learning_rate=None if generative else model_args.head_learning_rate,
     )
     with Stopwatch() as train_clock:
-        train_result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+        train_result = trainer.train(resume_from_checkpoint=resolve_checkpoint(training_args))
     summary = {
         "parameters": parameters,
         "train_seconds": round(train_clock.seconds, 2),
@@ -298,6 +298,17 @@ def main(argv=None, callbacks=()) -> dict:
             )
     trainer.accelerator.wait_for_everyone()
     return summary
+
+
+def resolve_checkpoint(training_args) -> str | None:
+    """`--resume_from_checkpoint last` (or `true`) -> the newest checkpoint in `--output_dir`; a path stays a path."""
+    value = training_args.resume_from_checkpoint
+    if value is None or str(value).lower() not in ("last", "true"):
+        return value
+    checkpoint = get_last_checkpoint(training_args.output_dir) if Path(training_args.output_dir).is_dir() else None
+    if checkpoint is None:
+        raise ValueError(f"--resume_from_checkpoint {value}: no checkpoint-* folder in {training_args.output_dir}.")
+    return checkpoint
 
 
 def parse_target_modules(value: str | None):

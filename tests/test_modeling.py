@@ -318,3 +318,24 @@ def test_device_map_and_sdpa_load_paths(tiny_backbone_dir, clip_encoder):
     batch = clip_encoder.collate([clip_encoder.encode(TRANSCRIPTS[0], None, ("text",))])
     with torch.no_grad():
         assert torch.isfinite(model(**batch).logits).all()
+
+
+def test_params_command_prints_one_json_line(capsys):
+    from omni_regressor.cli import main
+
+    assert main(["params", "--arch", "tiny", "--lora-preset", "language-only"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 1
+    report = json.loads(lines[0])
+    assert report["arch"] == "tiny" and report["lora_preset"] == "language-only"
+    assert report["trainable_params"] == report["lora_params"] + report["head_params"]
+    assert set(report) >= {"total_params", "trainable_params", "trainable_percent"}
+
+
+def test_tiny_backbone_is_deterministic_for_a_seed(tmp_path):
+    from omni_regressor.tiny_backbone import write_tiny_backbone
+
+    first, second, other = (write_tiny_backbone(tmp_path / name, seed=seed) for name, seed in (("a", 3), ("b", 3), ("c", 4)))
+    for name in ("model.safetensors", "tokenizer.json", "config.json"):
+        assert (first / name).read_bytes() == (second / name).read_bytes(), name
+    assert (first / "model.safetensors").read_bytes() != (other / "model.safetensors").read_bytes()
