@@ -305,3 +305,12 @@ def test_push_to_hub_without_a_repository_id_fails_before_training(tiny_backbone
     with pytest.raises(ValueError, match="hub_model_id"):
         train_with_trainer.main(training_flags(tiny_backbone_dir, demo_dataset_dir, tmp_path / "run", "--push_to_hub", "true"))
     assert not (tmp_path / "run").exists()
+
+
+def test_early_stopping_ends_training_when_valid_mae_stops_improving(tiny_backbone_dir, demo_dataset_dir, tmp_path):
+    summary = train_with_trainer.main(
+        training_flags(tiny_backbone_dir, demo_dataset_dir, tmp_path / "run", "--quantization", "none", "--num_train_epochs", "6",
+                       "--learning_rate", "0", "--head_learning_rate", "0", "--early_stopping_patience", "1")
+    )
+    evaluated_epochs = [entry["epoch"] for entry in summary["log_history"] if "eval_MAE" in entry]
+    assert evaluated_epochs == [1.0, 2.0], "a frozen model never improves, so patience 1 stops after the second evaluation"
