@@ -13,10 +13,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from tqdm.auto import tqdm
-from transformers import AutoModel
+from transformers import AutoModel, Qwen2_5OmniProcessor
 
 from .media import MediaCache
-from .processing import ClipEncoder, model_inputs, parse_modalities
+from .processing import ClipEncoder, model_inputs
 
 
 @dataclass
@@ -43,6 +43,13 @@ class SentimentScorer:
         if device is not None:
             model.to(device)
         return cls(model, encoder, device)
+
+    @classmethod
+    def from_model(cls, model, processor=None, media_cache_dir=None, device=None):
+        """Wraps a regressor you already loaded (e.g. with `AutoModel`); the settings come from its config, the
+        processor from `processor` or from the folder the model was loaded from."""
+        processor = processor or Qwen2_5OmniProcessor.from_pretrained(model.name_or_path, trust_remote_code=True)
+        return cls(model, ClipEncoder.for_config(model.config, processor, MediaCache(media_cache_dir)), device)
 
     @torch.no_grad()
     def score_batch(self, transcripts, clips, modalities) -> list[float]:
@@ -119,7 +126,3 @@ def prediction_record(result: ClipScore, score_range) -> dict:
         "modalities": "+".join(result.modalities),
         "error": result.error or "",
     }
-
-
-def resolve_modalities(value, default):
-    return parse_modalities(value) if value else default

@@ -7,7 +7,6 @@ never depend on the batch it lands in), then left-padded into a batch. Every set
 """
 
 from dataclasses import asdict, dataclass, fields
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -116,21 +115,21 @@ class ClipEncoder:
         self.pad_token_id = processor.tokenizer.pad_token_id
 
     @classmethod
+    def for_config(cls, config, processor, media_cache=None, modalities=None) -> "ClipEncoder":
+        """The encoder described by a regressor config (`processing`, `score_range`), around `processor`."""
+        processing = dict(config.processing)
+        if modalities is not None:
+            processing["modalities"] = parse_modalities(modalities)
+        return cls(processor, ProcessingSettings.from_dict(processing), config.score_range, media_cache)
+
+    @classmethod
     def from_pretrained(cls, model_dir, media_cache=None, modalities=None) -> "ClipEncoder":
         """The encoder a saved model was trained with: its processor files and `config.processing`."""
         from configuration_omni_regressor import OmniRegressorConfig
 
-        config = OmniRegressorConfig.from_pretrained(model_dir)
-        processing = dict(config.processing)
-        if modalities is not None:
-            processing["modalities"] = parse_modalities(modalities)
-        return cls(
-            # The folder's config names this package's own model code; the processor itself is a stock class.
-            Qwen2_5OmniProcessor.from_pretrained(model_dir, trust_remote_code=True),
-            ProcessingSettings.from_dict(processing),
-            score_range=config.score_range,
-            media_cache=media_cache,
-        )
+        # The folder's config names this package's own model code; the processor itself is a stock class.
+        processor = Qwen2_5OmniProcessor.from_pretrained(model_dir, trust_remote_code=True)
+        return cls.for_config(OmniRegressorConfig.from_pretrained(model_dir), processor, media_cache, modalities)
 
     def save_pretrained(self, output_dir):
         self.processor.save_pretrained(output_dir)
@@ -251,7 +250,3 @@ def model_inputs(batch: BatchFeature | dict, device=None) -> dict:
             value = value.to(device)
         inputs[key] = value
     return inputs
-
-
-def resolve_path(path) -> str:
-    return str(Path(path).expanduser().resolve())

@@ -216,14 +216,16 @@ def test_readme_usage_python_snippets_run_and_agree(trained_export, records, tmp
         .replace("I really liked this movie.", clip.text)
         for block in readme_usage_blocks("python")
     ]
-    assert len(substituted) == 2
+    assert len(substituted) == 3
     outputs = []
     for block in substituted:
         result = subprocess.run([sys.executable, "-c", block], capture_output=True, text=True, cwd=tmp_path, stdin=subprocess.DEVNULL)
         assert result.returncode == 0, result.stderr[-3000:]
         outputs.append(result.stdout.strip().splitlines()[-1])
     [python_score] = json.loads(outputs[0])
-    assert float(outputs[1]) == pytest.approx(python_score, abs=1e-6)
+    [loaded_model_score] = json.loads(outputs[1])
+    assert loaded_model_score == pytest.approx(python_score, abs=1e-6)
+    assert float(outputs[2]) == pytest.approx(python_score, abs=1e-6)
 
 
 def test_readme_usage_shell_commands_run(trained_export, records, demo_dataset_dir, tmp_path):
