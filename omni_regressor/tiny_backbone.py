@@ -200,7 +200,8 @@ def write_random_thinker(arch: str, output_dir: str | Path, seed: int = 0, dtype
     torch.manual_seed(seed)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     with torch.device(device):
-        model = Qwen2_5OmniThinkerForConditionalGeneration(config).to(dtype)
+        # Built directly in `dtype`: a 7B Thinker in fp32 would need twice the memory for nothing.
+        model = Qwen2_5OmniThinkerForConditionalGeneration._from_config(config, dtype=dtype)
     model.save_pretrained(output_dir)
     processor.save_pretrained(output_dir)
     del model
