@@ -98,9 +98,16 @@ class OmniTrainingArguments(TrainingArguments):
     load_best_model_at_end: bool = field(default=True, metadata={"help": "Restore the epoch with the best valid MAE."})
     metric_for_best_model: str | None = field(default="MAE", metadata={"help": "Metric that picks the best checkpoint."})
     greater_is_better: bool | None = field(default=False, metadata={"help": "Lower MAE is better."})
-    gradient_checkpointing: bool = field(default=True, metadata={"help": "Activation checkpointing inside the Thinker."})
     remove_unused_columns: bool = field(default=False, metadata={"help": "Kept False: the collator reads text and media paths."})
     logging_steps: float = field(default=10, metadata={"help": "Log every N steps."})
+
+
+    def __post_init__(self):
+        # Activation checkpointing inside the Thinker is on unless switched off with either the new flag or its
+        # deprecated alias `--gradient_checkpointing`.
+        if self.activation_checkpointing is None and self.gradient_checkpointing is None:
+            self.activation_checkpointing = True
+        super().__post_init__()
 
 
 def parse_arguments(argv=None):
@@ -178,7 +185,7 @@ def main(argv=None, callbacks=()) -> dict:
             quantization=model_args.quantization,
             lora_preset=model_args.lora_preset,
             lora_overrides=lora_overrides,
-            gradient_checkpointing=training_args.gradient_checkpointing,
+            gradient_checkpointing=training_args.activation_checkpointing,
         )
     else:
         model = load_regressor_for_training(
@@ -186,7 +193,7 @@ def main(argv=None, callbacks=()) -> dict:
             quantization=model_args.quantization,
             lora_preset=model_args.lora_preset,
             lora_overrides=lora_overrides,
-            gradient_checkpointing=training_args.gradient_checkpointing,
+            gradient_checkpointing=training_args.activation_checkpointing,
             head_hidden_size=model_args.head_hidden_size,
             head_dropout=model_args.head_dropout,
             loss_type=model_args.loss_type,

@@ -87,7 +87,7 @@ def prepare_for_training(model, quantized: bool, lora_preset: str, lora_override
         if not torch.cuda.is_available():
             disable_cpu_bf16_repacking(model)
     elif gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
         model.enable_input_require_grads()
     lora_config = lora_config_for(lora_preset, modules_to_save=modules_to_save, **(lora_overrides or {}))
     return get_peft_model(model, lora_config) if lora_config is not None else model

@@ -281,7 +281,7 @@ def test_gradient_checkpointing_gives_the_same_gradients(tiny_backbone_dir, clip
         torch.manual_seed(0)
         model = Qwen2_5OmniForSentimentRegression.from_pretrained(tiny_backbone_dir, head_hidden_size=16, head_dropout=0.0)
         if checkpointing:
-            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
         model.train()
         model(**batch).loss.backward()
         gradients.append(model.thinker.language_model.layers[0].self_attn.q_proj.weight.grad.clone())
