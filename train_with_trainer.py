@@ -35,6 +35,7 @@ from omni_regressor.model_card import write_model_card
 from omni_regressor.pipeline import register_pipeline
 from omni_regressor.processing import ClipEncoder, ProcessingSettings, parse_modalities
 from omni_regressor.training import (
+    BatchTimer,
     OmniRegressorTrainer,
     PeakMemoryCallback,
     Stopwatch,
@@ -258,8 +259,11 @@ def main(argv=None, callbacks=()) -> dict:
             summary["test_predictions"], summary["test_answers"] = result.pop("predictions"), result.pop("answers")
             summary["test_metrics"] = result
         else:
+            timer = BatchTimer()
+            trainer.add_callback(timer)
             prediction = trainer.predict(splits["test"], metric_key_prefix="test")
             summary["test_metrics"] = {key.removeprefix("test_"): value for key, value in prediction.metrics.items()}
+            summary["test_metrics"]["ms_per_clip"] = timer.ms_per_clip(len(splits["test"]))
             summary["test_predictions"] = np.asarray(prediction.predictions).reshape(-1).tolist()
         mean_predictor = msa_regression_metrics(np.full_like(test_labels, label_mean), test_labels, metrics_dataset)
         summary["mean_predictor_test_MAE"] = mean_predictor["MAE"]

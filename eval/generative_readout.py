@@ -127,17 +127,15 @@ def evaluate_generative(model, encoder, rows, metrics_dataset="mosi", batch_size
     Returns the metrics plus `unparsable_rate`, `out_of_range_rate`, `fallback` (the score given to unparsable
     answers) and the raw `answers`, so that a table can show how often the readout failed, not only how well it did.
     """
-    import time
-
     import numpy as np
 
     from eval.metrics import msa_regression_metrics
     from omni_regressor.generative import generate_for_rows
+    from omni_regressor.training import BatchTimer
 
     rows = list(rows)
-    started = time.perf_counter()
-    answers = generate_for_rows(model, encoder, rows, batch_size=batch_size, max_new_tokens=max_new_tokens)
-    seconds = time.perf_counter() - started
+    timer = BatchTimer()
+    answers = generate_for_rows(model, encoder, rows, batch_size=batch_size, max_new_tokens=max_new_tokens, timer=timer)
     parsed = parse_scores(answers, score_range=encoder.score_range, fallback=fallback)
     labels = np.asarray([row["label"] for row in rows], dtype=np.float64)
     metrics = msa_regression_metrics(np.asarray(parsed["scores"]), labels, metrics_dataset)
@@ -146,7 +144,7 @@ def evaluate_generative(model, encoder, rows, metrics_dataset="mosi", batch_size
         "unparsable_rate": parsed["unparsable_rate"],
         "out_of_range_rate": parsed["out_of_range_rate"],
         "fallback": parsed["fallback"],
-        "ms_per_clip": 1000.0 * seconds / max(len(rows), 1),
+        "ms_per_clip": timer.ms_per_clip(len(rows)),
         "predictions": parsed["scores"],
         "answers": answers,
     }

@@ -85,8 +85,9 @@ def generate_answers(model, encoder: ClipEncoder, transcripts, clips, max_new_to
     return encoder.processor.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
 
 
-def generate_for_rows(model, encoder: ClipEncoder, rows, batch_size: int = 8, max_new_tokens: int = 8) -> list[str]:
-    """Answers for dataset rows (`text`, `media_path`), in order, batch by batch."""
+def generate_for_rows(model, encoder: ClipEncoder, rows, batch_size: int = 8, max_new_tokens: int = 8,
+                      timer=None) -> list[str]:
+    """Answers for dataset rows (`text`, `media_path`), in order, batch by batch (each batch reported to `timer`)."""
     model.eval()
     needs_media = bool({"audio", "video"} & set(encoder.settings.modalities))
     answers = []
@@ -94,6 +95,8 @@ def generate_for_rows(model, encoder: ClipEncoder, rows, batch_size: int = 8, ma
         chunk = rows[start : start + batch_size]
         clips = [encoder.decode(row["media_path"]) if needs_media else None for row in chunk]
         answers.extend(generate_answers(model, encoder, [row["text"] for row in chunk], clips, max_new_tokens))
+        if timer is not None:
+            timer.batch_done(len(chunk))
     return answers
 
 

@@ -179,6 +179,33 @@ def merged_export(trained_model, base_model_name_or_path: str, adapter_dir: str 
     return merged
 
 
+class BatchTimer(TrainerCallback):
+    """Wall-clock time at the end of every batch of a pass (as a Trainer callback: every prediction step).
+
+    `ms_per_clip` leaves the first batch out: it holds the one-off warm-up (kernel selection, first allocations),
+    which would otherwise dominate small test sets. With a single batch it is all there is.
+    """
+
+    def __init__(self):
+        self.start()
+
+    def start(self):
+        self.started, self.batch_ends, self.batch_sizes = time.perf_counter(), [], []
+
+    def batch_done(self, size: int):
+        self.batch_ends.append(time.perf_counter())
+        self.batch_sizes.append(size)
+
+    def on_prediction_step(self, args, state, control, **kwargs):
+        self.batch_done(args.per_device_eval_batch_size * max(args.world_size, 1))
+
+    def ms_per_clip(self, num_clips: int) -> float:
+        if len(self.batch_ends) < 2:
+            return 1000.0 * (self.batch_ends[-1] - self.started) / max(num_clips, 1) if self.batch_ends else float("nan")
+        steady_clips = num_clips - self.batch_sizes[0]
+        return 1000.0 * (self.batch_ends[-1] - self.batch_ends[0]) / max(steady_clips, 1)
+
+
 def push_export(export_dir, repo_id: str, token: str | None = None, private: bool | None = None) -> str:
     """Uploads the exported folder (weights, both Hub .py files, processor, card) to the Hub as one commit."""
     from huggingface_hub import HfApi

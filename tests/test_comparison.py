@@ -137,3 +137,13 @@ def test_benchmark_regressor_shares_the_generative_thinkers_weights(tiny_backbon
     with torch.no_grad():
         hidden = thinker.model(input_ids=ids).last_hidden_state[:, -1]
         torch.testing.assert_close(regressor(input_ids=ids, output_pooled_hidden_state=True).pooled_hidden_state, hidden)
+
+
+def test_ms_per_clip_leaves_the_warm_up_batch_out():
+    from omni_regressor.training import BatchTimer
+
+    timer = BatchTimer()
+    timer.started, timer.batch_ends, timer.batch_sizes = 0.0, [5.0, 5.8, 6.6, 7.0], [8, 8, 8, 4]
+    assert timer.ms_per_clip(28) == pytest.approx(1000.0 * 2.0 / 20)
+    timer.batch_ends, timer.batch_sizes = [0.4], [4]
+    assert timer.ms_per_clip(4) == pytest.approx(100.0)
