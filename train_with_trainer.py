@@ -44,6 +44,7 @@ from omni_regressor.training import (
     merged_export,
     peak_memory_bytes,
     push_export,
+    save_adapter_export,
     write_json,
 )
 
@@ -281,13 +282,15 @@ def main(argv=None, callbacks=()) -> dict:
         adapter_dir = output_dir / "adapter"
         if model_args.lora_preset == "none":
             trainer.save_model(export_dir)
-        else:
+        elif generative:
             trainer.save_model(adapter_dir)
             encoder.save_pretrained(adapter_dir)
-            if generative and not model_args.save_adapter_only:
+            if not model_args.save_adapter_only:
                 merged_thinker_export(model_args.model_name_or_path, adapter_dir, export_dir, encoder)
-            elif not model_args.save_adapter_only:
-                merged_export(trainer.model, model_args.model_name_or_path, adapter_dir, export_dir)
+        else:
+            save_adapter_export(trainer, encoder, adapter_dir)
+            if not model_args.save_adapter_only:
+                merged_export(adapter_dir, export_dir)
         exported_model = model_args.lora_preset == "none" or not model_args.save_adapter_only
         if exported_model:
             encoder.save_pretrained(export_dir)

@@ -160,20 +160,36 @@ class PeakMemoryCallback(TrainerCallback):
             logs["peak_memory_mb"] = round(peak_memory_bytes() / 2**20, 1)
 
 
-def merged_export(trained_model, base_model_name_or_path: str, adapter_dir: str | Path, output_dir: str | Path):
-    """Reloads the base in bf16 (CUDA) or fp32 (CPU), applies the saved adapter + head, merges, saves the regressor.
+def save_adapter_export(trainer, encoder, adapter_dir) -> Path:
+    """LoRA + head (peft `modules_to_save`), the processor and the regressor config (label statistics, processing),
+    without quantisation settings: everything needed to rebuild the model on its base (`adapter_config.json` names
+    the base)."""
+    trainer.save_model(adapter_dir)
+    encoder.save_pretrained(adapter_dir)
+    config_dict = trainer.model.config.to_dict()
+    for key in ("quantization_config", "_pre_quantization_dtype", "dtype", "auto_map"):
+        config_dict.pop(key, None)
+    OmniRegressorConfig.from_dict(config_dict).save_pretrained(adapter_dir)
+    return Path(adapter_dir)
+
+
+def load_regressor_with_adapter(adapter_dir, dtype=None):
+    """An adapter-only export on its base (the one named in `adapter_config.json`), unmerged."""
+    from peft import PeftConfig, PeftModel
+
+    base_name = PeftConfig.from_pretrained(adapter_dir).base_model_name_or_path
+    config = OmniRegressorConfig.from_pretrained(adapter_dir)
+    base = Qwen2_5OmniForSentimentRegression.from_pretrained(base_name, config=config, dtype=dtype)
+    return PeftModel.from_pretrained(base, adapter_dir)
+
+
+def merged_export(adapter_dir, output_dir):
+    """The adapter applied to its base reloaded in bf16 (CUDA) or fp32 (CPU), merged, saved as one regressor.
 
     Merging into the 4-bit model would re-quantise the merged weights; the full-precision base keeps them exact.
     """
-    from peft import PeftModel
-
     dtype = torch.bfloat16 if torch.cuda.is_available() else torch.float32
-    config_dict = trained_model.config.to_dict()
-    for key in ("quantization_config", "_pre_quantization_dtype", "dtype"):
-        config_dict.pop(key, None)
-    config = OmniRegressorConfig.from_dict(config_dict)
-    base = Qwen2_5OmniForSentimentRegression.from_pretrained(base_model_name_or_path, config=config, dtype=dtype)
-    merged = PeftModel.from_pretrained(base, adapter_dir).merge_and_unload()
+    merged = load_regressor_with_adapter(adapter_dir, dtype=dtype).merge_and_unload()
     merged.config.dtype = dtype
     merged.save_pretrained(output_dir)
     return merged

@@ -130,16 +130,14 @@ def test_exported_model_loads_in_a_fresh_process_and_matches_the_trained_predict
 
 
 def test_adapter_reloads_onto_the_base_and_equals_the_merged_export(trained_run, tiny_backbone_dir, demo_dataset_dir):
-    from peft import PeftModel
-
     from omni_regressor.processing import ClipEncoder
+    from omni_regressor.training import load_regressor_with_adapter
 
     output_dir, _ = trained_run
     adapter_config = json.loads((output_dir / "adapter" / "adapter_config.json").read_text())
     assert adapter_config["base_model_name_or_path"] == str(tiny_backbone_dir)
     merged = Qwen2_5OmniForSentimentRegression.from_pretrained(output_dir / "model").eval()
-    base = Qwen2_5OmniForSentimentRegression.from_pretrained(tiny_backbone_dir, config=merged.config)
-    with_adapter = PeftModel.from_pretrained(base, output_dir / "adapter").eval()
+    with_adapter = load_regressor_with_adapter(output_dir / "adapter").eval()
     encoder = ClipEncoder.from_pretrained(output_dir / "adapter")
     records = [record for record in read_mmsa(demo_dataset_dir)[0] if record.split == "valid"][:4]
     batch = encoder.encode_batch([record.text for record in records], [record.media_path for record in records])
@@ -314,3 +312,24 @@ def test_early_stopping_ends_training_when_valid_mae_stops_improving(tiny_backbo
     )
     evaluated_epochs = [entry["epoch"] for entry in summary["log_history"] if "eval_MAE" in entry]
     assert evaluated_epochs == [1.0, 2.0], "a frozen model never improves, so patience 1 stops after the second evaluation"
+
+
+def test_adapter_only_export_reloads_onto_its_base_with_the_trained_predictions(tiny_backbone_dir, demo_dataset_dir, tmp_path):
+    from omni_regressor.processing import ClipEncoder
+    from omni_regressor.training import load_regressor_with_adapter
+
+    summary = train_with_trainer.main(
+        training_flags(tiny_backbone_dir, demo_dataset_dir, tmp_path / "run", "--quantization", "none",
+                       "--num_train_epochs", "1", "--save_adapter_only", "true")
+    )
+    adapter_dir = tmp_path / "run" / "adapter"
+    assert summary["export_dir"] == str(adapter_dir) and not (tmp_path / "run" / "model").exists()
+    assert {"adapter_model.safetensors", "adapter_config.json", "config.json", "tokenizer.json"} <= set(os.listdir(adapter_dir))
+    model = load_regressor_with_adapter(adapter_dir).eval()
+    assert model.config.label_std == pytest.approx(summary["label_std"])
+    encoder = ClipEncoder.from_pretrained(adapter_dir)
+    test_records = [record for record in read_mmsa(demo_dataset_dir)[0] if record.split == "test"]
+    batch = encoder.encode_batch([record.text for record in test_records], [record.media_path for record in test_records])
+    with torch.no_grad():
+        reloaded = model(**batch).logits.numpy()
+    np.testing.assert_allclose(reloaded, summary["test_predictions"], atol=1e-5)
