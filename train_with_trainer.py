@@ -136,6 +136,8 @@ def main(argv=None, callbacks=()) -> dict:
     training_args.label_names = training_args.label_names or ["labels"]
     if model_args.readout not in READOUTS:
         raise ValueError(f"--readout must be one of {READOUTS}, got {model_args.readout!r}.")
+    if model_args.lora_preset == "none" and model_args.quantization != "none":
+        raise ValueError("--lora_preset none (full fine-tuning) needs --quantization none: 4-bit weights do not train.")
     if training_args.push_to_hub and not training_args.hub_model_id:
         raise ValueError("--push_to_hub needs --hub_model_id (the Hub repository to create or update).")
     if not torch.cuda.is_available():

@@ -333,3 +333,20 @@ def test_adapter_only_export_reloads_onto_its_base_with_the_trained_predictions(
     with torch.no_grad():
         reloaded = model(**batch).logits.numpy()
     np.testing.assert_allclose(reloaded, summary["test_predictions"], atol=1e-5)
+
+
+def test_full_fine_tuning_trains_every_weight_and_exports_a_loadable_model(tiny_backbone_dir, demo_dataset_dir, tmp_path):
+    summary = train_with_trainer.main(
+        training_flags(tiny_backbone_dir, demo_dataset_dir, tmp_path / "run", "--quantization", "none", "--lora_preset", "none",
+                       "--num_train_epochs", "1")
+    )
+    assert summary["parameters"]["trainable_params"] == summary["parameters"]["total_params"]
+    assert summary["parameters"]["lora_params"] == 0
+    model = Qwen2_5OmniForSentimentRegression.from_pretrained(tmp_path / "run" / "model")
+    assert model.config.label_std == pytest.approx(summary["label_std"])
+    assert (tmp_path / "run" / "model" / "README.md").exists() and not (tmp_path / "run" / "adapter").exists()
+
+
+def test_full_fine_tuning_of_a_4bit_model_is_refused(tiny_backbone_dir, demo_dataset_dir, tmp_path):
+    with pytest.raises(ValueError, match="quantization none"):
+        train_with_trainer.main(training_flags(tiny_backbone_dir, demo_dataset_dir, tmp_path / "run", "--lora_preset", "none"))
