@@ -115,24 +115,27 @@ COMMANDS = {
 }
 
 
-def lazy_command(module_name):
+def lazy_command(module_name, summary):
+    """A command whose module is imported only when it runs (keeps `omni-regressor --help` fast)."""
+
     def run(argv):
         import importlib
 
         return importlib.import_module(module_name).main(argv)
 
+    run.__doc__ = summary
     return run
 
 
 # Commands whose code lives in `eval/` (evaluation, comparison, sweeps, benchmark) and in the predictor.
 COMMANDS.update(
     {
-        "evaluate": lazy_command("eval.evaluation"),
-        "predict": lazy_command("omni_regressor.predict"),
-        "compare": lazy_command("eval.compare"),
-        "zero-shot": lazy_command("eval.zero_shot"),
-        "sweep": lazy_command("eval.sweep"),
-        "benchmark": lazy_command("eval.benchmark"),
+        "evaluate": lazy_command("eval.evaluation", "Scores a dataset split: predictions.csv, metrics.json and plots."),
+        "predict": lazy_command("omni_regressor.predict", "Scores video files, folders or a path,text CSV."),
+        "compare": lazy_command("eval.compare", "Discriminative vs generative readout (zero-shot, fine-tuned): one table."),
+        "zero-shot": lazy_command("eval.zero_shot", "The base Thinker writes the score as text; parsed and scored."),
+        "sweep": lazy_command("eval.sweep", "Modality ablations x seeds, mean ± std per configuration."),
+        "benchmark": lazy_command("eval.benchmark", "Readout latency, batch throughput and peak memory, in one run."),
     }
 )
 
