@@ -20,7 +20,7 @@ from configuration_omni_regressor import OmniRegressorConfig
 from omni_regressor.data import DATASET_FORMATS, SPLITS, ClipProblem, DataProblemsError, check_dataset, write_skipped
 from omni_regressor.inference import SentimentScorer
 from omni_regressor.media import default_cache_dir
-from omni_regressor.processing import ProcessingSettings, parse_modalities
+from omni_regressor.processing import ProcessingSettings
 
 from .metrics import DATASETS, _canonical_dataset, metrics_for_score_range, msa_regression_metrics
 from .plots import plot_confusion_matrix, plot_error_histogram, plot_scatter
@@ -80,10 +80,7 @@ def evaluate_model(
         raise ValueError(f"`batch_size` must be a positive integer, got {batch_size!r}.")
     output_dir = Path(output_dir).resolve()
     config = OmniRegressorConfig.from_pretrained(model_dir)
-    processing = dict(config.processing)
-    if modalities:
-        processing["modalities"] = parse_modalities(modalities)
-    settings = ProcessingSettings.from_dict(processing)
+    settings = ProcessingSettings.from_config(config, modalities or None)
     score_range = tuple(config.score_range)
     metrics_dataset = _canonical_dataset(metrics_dataset or metrics_for_score_range(score_range))
 

@@ -63,6 +63,14 @@ class ProcessingSettings:
         known = {field.name for field in fields(cls)}
         return cls(**{key: value for key, value in (values or {}).items() if key in known})
 
+    @classmethod
+    def from_config(cls, config, modalities=None) -> "ProcessingSettings":
+        """The settings a regressor config was trained with, optionally with other modalities."""
+        processing = dict(config.processing)
+        if modalities is not None:
+            processing["modalities"] = parse_modalities(modalities)
+        return cls.from_dict(processing)
+
     def to_dict(self) -> dict:
         values = asdict(self)
         values["modalities"] = list(self.modalities)
@@ -117,10 +125,8 @@ class ClipEncoder:
     @classmethod
     def for_config(cls, config, processor, media_cache=None, modalities=None) -> "ClipEncoder":
         """The encoder described by a regressor config (`processing`, `score_range`), around `processor`."""
-        processing = dict(config.processing)
-        if modalities is not None:
-            processing["modalities"] = parse_modalities(modalities)
-        return cls(processor, ProcessingSettings.from_dict(processing), config.score_range, media_cache)
+        settings = ProcessingSettings.from_config(config, modalities)
+        return cls(processor, settings, config.score_range, media_cache)
 
     @classmethod
     def from_pretrained(cls, model_dir, media_cache=None, modalities=None) -> "ClipEncoder":
