@@ -1,44 +1,28 @@
-"""Configuration of `Qwen2_5OmniForSentimentRegression` (one of the two files that travel to the Hub)."""
+"""Configuration of the omni-regressor models (one of the files that travel to the Hub)."""
 
-from transformers import PreTrainedConfig
-from transformers.models.qwen2_5_omni.configuration_qwen2_5_omni import Qwen2_5OmniThinkerConfig
+from transformers import AutoConfig, PreTrainedConfig
+from transformers.configuration_utils import SubConfigSpec
 
 
 LOSS_TYPES = ("l1", "mse", "huber")
 MODALITIES = ("text", "audio", "video")
-
-# What the model saw in training, reused by every inference path (see `omni_regressor.processing`).
-DEFAULT_PROCESSING = {
-    "modalities": ["text", "audio", "video"],
-    "fps": 2.0,
-    "max_frames": 16,
-    "min_pixels": 28 * 28 * 4,
-    "max_pixels": 28 * 28 * 64,
-    "audio_sampling_rate": 16000,
-    "max_audio_seconds": 30.0,
-    "system_prompt": (
-        "You are a careful annotator of sentiment in video clips. Judge the speaker's sentiment from what is said, "
-        "how it is said and what is shown."
-    ),
-    "task_prompt": (
-        "Rate the sentiment of this clip on a continuous scale from {low} (strongly negative) to {high} "
-        "(strongly positive). Answer with one number."
-    ),
-}
+# The Thinker configurations a regressor can be built on (`thinker_config.model_type`).
+THINKER_MODEL_TYPES = ("qwen2_5_omni_thinker", "qwen3_omni_moe_thinker")
 
 
 class OmniRegressorConfig(PreTrainedConfig):
     r"""
-    Configuration of [`Qwen2_5OmniForSentimentRegression`]: a Qwen2.5-Omni Thinker backbone read out by a small MLP
-    head on the final hidden state of the last non-padding token.
+    Configuration of [`Qwen2_5OmniForSentimentRegression`] and [`Qwen3OmniMoeForSentimentRegression`]: the Thinker of
+    Qwen2.5-Omni or Qwen3-Omni, read out by a small MLP head on the final hidden state of the last non-padding token.
 
     Args:
-        thinker_config (`Qwen2_5OmniThinkerConfig` or `dict`, *optional*):
-            The full Thinker configuration (audio encoder, vision encoder, language model). Defaults to the 7B shape
-            of `Qwen2_5OmniThinkerConfig` (note that its bare vision default is not the real checkpoint's; load the
-            config from a checkpoint or use `omni_regressor.architectures` instead of bare defaults).
+        thinker_config (`Qwen2_5OmniThinkerConfig`, `Qwen3OmniMoeThinkerConfig` or `dict`, *optional*):
+            The Thinker configuration (audio encoder, vision encoder, language model); a dict is read by its
+            `model_type` (`"qwen2_5_omni_thinker"` or `"qwen3_omni_moe_thinker"`). Defaults to the bare
+            `Qwen2_5OmniThinkerConfig`, whose vision width is not the released checkpoint's: load the config from a
+            checkpoint or use `omni_regressor.backbones` presets instead of bare defaults.
         head_hidden_size (`int`, *optional*, defaults to 256):
-            Width of the hidden layer of the regression head `Linear(H, h) -> LayerNorm -> ReLU -> Dropout -> Linear(h, 1)`.
+            Width of the head `Linear(H, h) -> LayerNorm -> ReLU -> Dropout -> Linear(h, 1)`.
         head_dropout (`float`, *optional*, defaults to 0.2):
             Dropout probability inside the head, in `[0, 1)`.
         loss_type (`str`, *optional*, defaults to `"l1"`):
@@ -51,38 +35,42 @@ class OmniRegressorConfig(PreTrainedConfig):
         label_std (`float`, *optional*, defaults to 1.0):
             Standard deviation of the training labels. Must be positive.
         score_range (`tuple[float, float]`, *optional*, defaults to `(-3.0, 3.0)`):
-            The label scale of the dataset (`(-3, 3)` for MOSI/MOSEI, `(-1, 1)` for CH-SIMS). Used by prompts,
-            metrics and, only when `clamp_predictions=True`, to clamp the returned scores.
+            The label scale (`(-3, 3)` for MOSI/MOSEI, `(-1, 1)` for CH-SIMS). Used by prompts, metrics and, only
+            when `clamp_predictions=True`, to clamp the returned scores.
         clamp_predictions (`bool`, *optional*, defaults to `False`):
             Clamp the returned scores to `score_range`. The loss always uses the unclamped output.
         use_audio_in_video (`bool`, *optional*, defaults to `True`):
-            Whether the audio track of a video is interleaved with its frames (Qwen2.5-Omni's time-aligned
-            positions). Passed to the Thinker in every forward unless given explicitly.
+            Whether the audio track of a video is interleaved with its frames (time-aligned positions). Passed to
+            the Thinker in every forward that has both audio and video unless given explicitly.
         processing (`dict`, *optional*):
-            The settings the inputs were built with (modalities, fps, max_frames, pixel limits, prompts). Saved with
-            the model so that inference reproduces training. Keys missing from the dict take the package defaults.
+            The settings the inputs were built with (modalities, fps, frames, pixel limits, audio window, denoising,
+            prompts): see `ProcessingSettings` in `processing_omni_regressor.py`. Saved with the model so that
+            inference reproduces training; missing keys take that class's defaults.
         base_model_name_or_path (`str`, *optional*):
-            The original Qwen2.5-Omni checkpoint the backbone came from (used by the generative readout and the
-            model card).
+            The original checkpoint the backbone came from (a Hub id, or an absolute local path).
         pad_token_id (`int`, *optional*):
             Padding token id. Pooling uses the attention mask, so this is informative only.
+
+    The model is a regressor: `num_labels` is 1 and `problem_type` is `"regression"`.
 
     Example:
 
     ```python
     >>> from configuration_omni_regressor import OmniRegressorConfig
     >>> from modeling_omni_regressor import Qwen2_5OmniForSentimentRegression
-    >>> from omni_regressor.architectures import thinker_config_for
+    >>> from omni_regressor.backbones import thinker_config_for
 
     >>> config = OmniRegressorConfig(thinker_config=thinker_config_for("tiny"), head_hidden_size=32)
     >>> model = Qwen2_5OmniForSentimentRegression(config)
-    >>> model.config.loss_type
-    'l1'
+    >>> model.config.loss_type, model.config.num_labels, model.config.problem_type
+    ('l1', 1, 'regression')
     ```
     """
 
     model_type = "omni_regressor"
-    sub_configs_defaults = {"thinker_config": Qwen2_5OmniThinkerConfig}
+    sub_configs_defaults = {
+        "thinker_config": SubConfigSpec(config_class=AutoConfig, model_type="qwen2_5_omni_thinker"),
+    }
 
     thinker_config: dict | PreTrainedConfig | None = None
     head_hidden_size: int = 256
@@ -100,11 +88,19 @@ class OmniRegressorConfig(PreTrainedConfig):
 
     def __post_init__(self, **kwargs):
         self.score_range = tuple(float(value) for value in self.score_range)
-        self.processing = {**DEFAULT_PROCESSING, **(self.processing or {})}
+        self.processing = dict(self.processing or {})
+        kwargs.pop("num_labels", None)
         super().__post_init__(**kwargs)
+        self.num_labels = 1
+        self.id2label, self.label2id = {0: "sentiment"}, {"sentiment": 0}
+        self.problem_type = "regression"
         self.validate_readout()
 
     def validate_readout(self):
+        if self.thinker_config.model_type not in THINKER_MODEL_TYPES:
+            raise ValueError(
+                f"`thinker_config.model_type` must be one of {THINKER_MODEL_TYPES}, got {self.thinker_config.model_type!r}."
+            )
         if self.loss_type not in LOSS_TYPES:
             raise ValueError(f"`loss_type` must be one of {LOSS_TYPES}, got {self.loss_type!r}.")
         if not isinstance(self.head_hidden_size, int) or self.head_hidden_size < 1:
@@ -117,7 +113,7 @@ class OmniRegressorConfig(PreTrainedConfig):
             raise ValueError(f"`huber_delta` must be positive, got {self.huber_delta!r}.")
         if len(self.score_range) != 2 or not self.score_range[0] < self.score_range[1]:
             raise ValueError(f"`score_range` must be (low, high) with low < high, got {self.score_range!r}.")
-        modalities = self.processing["modalities"]
+        modalities = self.processing.get("modalities", MODALITIES)
         if not modalities or any(modality not in MODALITIES for modality in modalities):
             raise ValueError(
                 f"`processing['modalities']` must be a non-empty subset of {MODALITIES}, got {modalities!r}."

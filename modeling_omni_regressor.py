@@ -1,4 +1,16 @@
-"""Discriminative sentiment readout on the Qwen2.5-Omni Thinker (one of the two files that travel to the Hub)."""
+"""Discriminative sentiment readout on the Thinker of Qwen2.5-Omni and Qwen3-Omni (one of the files that travel to the
+Hub).
+
+    Thinker (audio tower + vision tower + language model, no LM head)
+        -> final hidden state of the last non-padding token (batch, hidden)
+        -> head: Linear(hidden, h) -> LayerNorm -> ReLU -> Dropout -> Linear(h, 1)
+        -> score in label units (batch,)
+
+One class per backbone, as in transformers: `Qwen2_5OmniForSentimentRegression` holds transformers'
+`Qwen2_5OmniThinkerModel`; `Qwen3OmniMoeForSentimentRegression` holds `Qwen3OmniMoeThinkerModel` with its MoE experts
+as per-expert `nn.Linear` modules (see `Qwen3OmniMoeLinearExperts`). Both share pooling, head, loss and checkpoint
+loading through `OmniSentimentRegressionPreTrainedModel`.
+"""
 
 import os
 from dataclasses import dataclass
@@ -7,28 +19,69 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 from transformers import AutoConfig, PretrainedConfig, PreTrainedModel
-from transformers.models.qwen2_5_omni.configuration_qwen2_5_omni import Qwen2_5OmniThinkerConfig
+from transformers.activations import ACT2FN
 from transformers.models.qwen2_5_omni.modeling_qwen2_5_omni import Qwen2_5OmniThinkerModel
-from transformers.utils import ModelOutput
+from transformers.modeling_layers import GradientCheckpointingLayer
+from transformers.models.qwen3_omni_moe.modeling_qwen3_omni_moe import (
+    Qwen3OmniMoeAudioEncoder,
+    Qwen3OmniMoePreTrainedModel,
+    Qwen3OmniMoePreTrainedModelForConditionalGeneration,
+    Qwen3OmniMoeTextRMSNorm,
+    Qwen3OmniMoeThinkerModel,
+    Qwen3OmniMoeThinkerTextAttention,
+    Qwen3OmniMoeThinkerTextDecoderLayer,
+    Qwen3OmniMoeThinkerTextMLP,
+    Qwen3OmniMoeThinkerTextModel,
+    Qwen3OmniMoeThinkerTextRMSNorm,
+    Qwen3OmniMoeThinkerTextRotaryEmbedding,
+    Qwen3OmniMoeThinkerTextTopKRouter,
+    Qwen3OmniMoeVisionEncoder,
+)
+from transformers.utils import ModelOutput, logging
 
 try:  # inside a Hub folder (transformers' dynamic modules)
     from .configuration_omni_regressor import OmniRegressorConfig
-except ImportError:  # installed as a top-level module of this package
+except ImportError:  # installed as a top-level module of the omni-regressor package
     from configuration_omni_regressor import OmniRegressorConfig
 
 
-# Original Qwen2.5-Omni checkpoints hold the Thinker's language model as `thinker.model.*` (Thinker-only checkpoints:
-# `thinker.model.*` when written by transformers 5, `model.*` in older copies) beside `thinker.audio_tower.*` and
-# `thinker.visual.*`. This class keeps transformers' own `Qwen2_5OmniThinkerModel` as `thinker`, whose language model
-# is `thinker.language_model`, and saves its weights back in the original layout (transformers reverses the load-time
-# mapping on save). So the one mapping below is used for every load: an original checkpoint, a Thinker-only one and
-# a folder written by `save_pretrained`, in this process or a fresh one.
+logger = logging.get_logger(__name__)
+
+# Original Qwen2.5-Omni / Qwen3-Omni checkpoints hold the Thinker's language model as `thinker.model.*` beside
+# `thinker.audio_tower.*` and `thinker.visual.*` (Thinker-only checkpoints: `thinker.model.*` when written by
+# transformers 5, `model.*` in older copies). These classes keep the backbone as `thinker` with its language model at
+# `thinker.language_model`, and transformers reverses the load-time mapping on save, so the one mapping below serves
+# every load: an original checkpoint, a Thinker-only one and a folder written by `save_pretrained`.
 CHECKPOINT_KEY_MAPPING = {
     r"^thinker\.model\.": "thinker.language_model.",
     r"^model\.": "thinker.language_model.",
     r"^audio_tower\.": "thinker.audio_tower.",
     r"^visual\.": "thinker.visual.",
 }
+# `model_type` of an original checkpoint -> (its Thinker's model type, the key of `config.json` holding it or None).
+ORIGINAL_MODEL_TYPES = {
+    "qwen2_5_omni": ("qwen2_5_omni_thinker", "thinker_config"),
+    "qwen2_5_omni_thinker": ("qwen2_5_omni_thinker", None),
+    "qwen3_omni_moe": ("qwen3_omni_moe_thinker", "thinker_config"),
+    "qwen3_omni_moe_thinker": ("qwen3_omni_moe_thinker", None),
+}
+
+
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+
+
+def _has_weights(model_name_or_path, hub_kwargs) -> bool:
+    """Whether a folder or Hub repository holds model weights (an adapter folder holds only a config)."""
+    if os.path.isdir(model_name_or_path):
+        subfolder = hub_kwargs.get("subfolder") or ""
+        return any(os.path.isfile(os.path.join(model_name_or_path, subfolder, name)) for name in WEIGHT_FILES)
+    from transformers.utils import cached_file
+
+    lookup = {key: value for key, value in hub_kwargs.items() if key != "force_download"}
+    return any(
+        cached_file(model_name_or_path, name, _raise_exceptions_for_missing_entries=False, **lookup) is not None
+        for name in WEIGHT_FILES
+    )
 
 
 @dataclass
@@ -61,24 +114,37 @@ class OmniRegressionHead(nn.Module):
         return self.out_proj(hidden).squeeze(-1)  # (batch,)
 
 
-class Qwen2_5OmniForSentimentRegression(PreTrainedModel):
+class OmniSentimentRegressionPreTrainedModel(PreTrainedModel):
+    """Pooling, head, loss and checkpoint loading shared by the backbone classes below.
+
+    A subclass names its backbone (`thinker_model_class`) and the Thinker `model_type` it takes.
+    """
+
     config_class = OmniRegressorConfig
     config: OmniRegressorConfig
     base_model_prefix = "thinker"
     main_input_name = "input_ids"
     input_modalities = ("image", "video", "audio", "text")
     supports_gradient_checkpointing = True
-    _no_split_modules = ["Qwen2_5OmniDecoderLayer", "Qwen2_5OmniVisionBlock", "Qwen2_5OmniAudioEncoderLayer"]
     _skip_keys_device_placement = ["past_key_values"]
     _supports_flash_attn = True
     _supports_sdpa = True
     _supports_attention_backend = True
-    # The LM head, the talker and token2wav of an original checkpoint have no place in a discriminative readout.
-    _keys_to_ignore_on_load_unexpected = [r"^thinker\.lm_head\.", r"^lm_head\.", r"^talker\.", r"^token2wav\."]
+    # The LM head and the speech generator of an original checkpoint have no place in a discriminative readout.
+    _keys_to_ignore_on_load_unexpected = [
+        r"^thinker\.lm_head\.", r"^lm_head\.", r"^talker\.", r"^token2wav\.", r"^code2wav\.",
+    ]
+    thinker_model_class: type[PreTrainedModel] = None
+    thinker_model_type: str = None
 
     def __init__(self, config: OmniRegressorConfig):
         super().__init__(config)
-        self.thinker = Qwen2_5OmniThinkerModel._from_config(config.thinker_config)
+        if config.thinker_config.model_type != self.thinker_model_type:
+            raise ValueError(
+                f"{type(self).__name__} reads a `{self.thinker_model_type}` Thinker, got "
+                f"`{config.thinker_config.model_type}`: use {regressor_class_name(config.thinker_config.model_type)}."
+            )
+        self.thinker = self.thinker_model_class._from_config(config.thinker_config)
         hidden_size = config.thinker_config.text_config.hidden_size
         self.head = OmniRegressionHead(hidden_size, config.head_hidden_size, config.head_dropout)
         self.post_init()
@@ -92,47 +158,67 @@ class Qwen2_5OmniForSentimentRegression(PreTrainedModel):
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *model_args, config=None, **kwargs):
         """
-        Loads a folder saved by this class, an original Qwen2.5-Omni checkpoint (`model_type: qwen2_5_omni`) or a
-        Thinker-only checkpoint (`model_type: qwen2_5_omni_thinker`). For the latter two the readout settings
-        (`head_hidden_size`, `loss_type`, ...) may be passed as keyword arguments and the head is freshly initialised.
+        Loads
+        - a folder saved by this class (weights and config);
+        - a regressor config without weights (an adapter folder): the base checkpoint it names
+          (`base_model_name_or_path`) with its readout settings, the head newly initialised for peft to restore;
+        - an original checkpoint of this class's backbone (`qwen2_5_omni` / `qwen3_omni_moe`, full or Thinker-only):
+          readout settings (`head_hidden_size`, `loss_type`, `processing`, ...) may be passed as keyword arguments.
         """
         key_mapping = kwargs.pop("key_mapping", None)
+        key_mapping = key_mapping if key_mapping is not None else CHECKPOINT_KEY_MAPPING
+        hub_kwargs = {
+            name: kwargs[name]
+            for name in ("cache_dir", "force_download", "local_files_only", "token", "revision", "subfolder")
+            if name in kwargs
+        }
         if config is None or isinstance(config, (str, os.PathLike)):
             config_source = config if config is not None else pretrained_model_name_or_path
-            hub_kwargs = {
-                name: kwargs[name]
-                for name in ("cache_dir", "force_download", "local_files_only", "token", "revision", "subfolder")
-                if name in kwargs
-            }
             config_dict, _ = PretrainedConfig.get_config_dict(config_source, **hub_kwargs)
             model_type = config_dict.get("model_type")
-            if model_type in ("qwen2_5_omni", "qwen2_5_omni_thinker"):
-                readout_kwargs = {
-                    name: kwargs.pop(name)
-                    for name in list(kwargs)
-                    if name in OmniRegressorConfig.__dataclass_fields__ and name != "thinker_config"
-                }
-                if model_type == "qwen2_5_omni":
-                    thinker_config = AutoConfig.from_pretrained(config_source, **hub_kwargs).thinker_config
-                else:
-                    thinker_config = Qwen2_5OmniThinkerConfig.from_pretrained(config_source, **hub_kwargs)
-                config = OmniRegressorConfig(
-                    thinker_config=thinker_config,
-                    # A local folder is kept as an absolute path, so it still resolves from another directory.
-                    base_model_name_or_path=(
-                        os.path.abspath(pretrained_model_name_or_path)
-                        if os.path.isdir(pretrained_model_name_or_path)
-                        else str(pretrained_model_name_or_path)
-                    ),
-                    pad_token_id=thinker_config.text_config.pad_token_id,
-                    **readout_kwargs,
-                )
+            if model_type in ORIGINAL_MODEL_TYPES:
+                config = cls._config_for_original(pretrained_model_name_or_path, config_source, model_type, hub_kwargs, kwargs)
+            elif model_type == OmniRegressorConfig.model_type:
+                config = OmniRegressorConfig.from_pretrained(config_source, **hub_kwargs)
+        # By `model_type`, not `isinstance`: with remote code, AutoModel's config class may come from another copy of
+        # this folder's configuration module.
+        is_regressor_config = getattr(config, "model_type", None) == OmniRegressorConfig.model_type
+        if is_regressor_config and not _has_weights(pretrained_model_name_or_path, hub_kwargs):
+            if not config.base_model_name_or_path:
+                raise ValueError(f"{pretrained_model_name_or_path} holds no weights and names no base checkpoint.")
+            # An adapter folder is the *base* regressor for peft (its base's weights, this head size): peft's
+            # `PeftModel.from_pretrained` / `AutoPeftModel...` then apply the adapter, so transformers must not.
+            pretrained_model_name_or_path = config.base_model_name_or_path
+            adapter_kwargs = dict(kwargs.pop("adapter_kwargs", None) or {})
+            adapter_kwargs.pop("_adapter_model_path", None)
+            kwargs["adapter_kwargs"] = adapter_kwargs
         return super().from_pretrained(
-            pretrained_model_name_or_path,
-            *model_args,
-            config=config,
-            key_mapping=key_mapping if key_mapping is not None else CHECKPOINT_KEY_MAPPING,
-            **kwargs,
+            pretrained_model_name_or_path, *model_args, config=config, key_mapping=key_mapping, **kwargs
+        )
+
+    @classmethod
+    def _config_for_original(cls, path, config_source, model_type, hub_kwargs, kwargs) -> OmniRegressorConfig:
+        """The regressor config around an original checkpoint's Thinker config; takes the readout settings out of
+        `kwargs`."""
+        thinker_model_type, thinker_key = ORIGINAL_MODEL_TYPES[model_type]
+        if thinker_model_type != cls.thinker_model_type:
+            raise ValueError(
+                f"{path} is a `{model_type}` checkpoint: load it with {regressor_class_name(thinker_model_type)}, "
+                f"not {cls.__name__}."
+            )
+        readout_kwargs = {
+            name: kwargs.pop(name)
+            for name in list(kwargs)
+            if name in OmniRegressorConfig.__dataclass_fields__ and name != "thinker_config"
+        }
+        original_config = AutoConfig.from_pretrained(config_source, **hub_kwargs)
+        thinker_config = getattr(original_config, thinker_key) if thinker_key else original_config
+        return OmniRegressorConfig(
+            thinker_config=thinker_config,
+            # A local folder is kept as an absolute path, so it still resolves from another directory.
+            base_model_name_or_path=os.path.abspath(path) if os.path.isdir(path) else str(path),
+            pad_token_id=thinker_config.text_config.pad_token_id,
+            **readout_kwargs,
         )
 
     def save_pretrained(self, save_directory, *args, **kwargs):
@@ -141,6 +227,16 @@ class Qwen2_5OmniForSentimentRegression(PreTrainedModel):
         auto_map["AutoModelForSequenceClassification"] = f"modeling_omni_regressor.{type(self).__name__}"
         self.config.auto_map = auto_map
         return super().save_pretrained(save_directory, *args, **kwargs)
+
+    def _adjust_missing_and_unexpected_keys(self, loading_info) -> None:
+        """A checkpoint that holds the backbone but no head (an original checkpoint, or an adapter folder before peft
+        restores its head) gets one line instead of a load report listing every head weight."""
+        super()._adjust_missing_and_unexpected_keys(loading_info)
+        head_keys = {name for name in self.state_dict() if name.startswith("head.")}
+        if head_keys and loading_info.missing_keys == head_keys:
+            loading_info.missing_keys = set()
+            logger.warning("%s: a new regression head was initialised (the checkpoint holds the backbone only).",
+                           type(self).__name__)
 
     def pool_last_non_padding(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
         """Final hidden state of the last position whose attention mask is 1, for left or right padding."""
@@ -154,12 +250,13 @@ class Qwen2_5OmniForSentimentRegression(PreTrainedModel):
         return hidden_states[batch_index, last_position]  # (batch, hidden)
 
     def compute_loss(self, normalised_predictions: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        targets = (labels.to(normalised_predictions.dtype) - self.config.label_mean) / self.config.label_std
+        targets = (labels.float() - self.config.label_mean) / self.config.label_std
+        predictions = normalised_predictions.float()
         if self.config.loss_type == "l1":
-            return F.l1_loss(normalised_predictions.float(), targets.float())
+            return F.l1_loss(predictions, targets)
         if self.config.loss_type == "mse":
-            return F.mse_loss(normalised_predictions.float(), targets.float())
-        return F.huber_loss(normalised_predictions.float(), targets.float(), delta=self.config.huber_delta)
+            return F.mse_loss(predictions, targets)
+        return F.huber_loss(predictions, targets, delta=self.config.huber_delta)
 
     def forward(
         self,
@@ -179,7 +276,7 @@ class Qwen2_5OmniForSentimentRegression(PreTrainedModel):
         **kwargs,
     ) -> SentimentRegressionOutput:
         r"""
-        Takes exactly what `Qwen2_5OmniProcessor` returns, plus:
+        Takes what the backbone's processor returns (`ClipEncoder.collate` in `processing_omni_regressor.py`), plus:
 
         labels (`torch.FloatTensor` of shape `(batch,)`, *optional*):
             Scores in label units; the loss is computed on `(labels - label_mean) / label_std`.
@@ -226,7 +323,172 @@ class Qwen2_5OmniForSentimentRegression(PreTrainedModel):
         )
 
 
+class Qwen2_5OmniForSentimentRegression(OmniSentimentRegressionPreTrainedModel):
+    """The regressor on the Thinker of Qwen2.5-Omni (3B, 7B): transformers' `Qwen2_5OmniThinkerModel`."""
+
+    thinker_model_class = Qwen2_5OmniThinkerModel
+    thinker_model_type = "qwen2_5_omni_thinker"
+    _no_split_modules = ["Qwen2_5OmniDecoderLayer", "Qwen2_5OmniVisionBlock", "Qwen2_5OmniAudioEncoderLayer"]
+
+
+class Qwen3OmniMoeExpertMLP(nn.Module):
+    """One expert: `down_proj(act(gate_proj(x)) * up_proj(x))`, the layout of the released checkpoint's experts."""
+
+    def __init__(self, hidden_size: int, intermediate_size: int, hidden_act: str):
+        super().__init__()
+        self.gate_proj = nn.Linear(hidden_size, intermediate_size, bias=False)
+        self.up_proj = nn.Linear(hidden_size, intermediate_size, bias=False)
+        self.down_proj = nn.Linear(intermediate_size, hidden_size, bias=False)
+        self.act_fn = ACT2FN[hidden_act]
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return self.down_proj(self.act_fn(self.gate_proj(hidden_states)) * self.up_proj(hidden_states))
+
+
+class Qwen3OmniMoeLinearExperts(nn.ModuleList):
+    """The experts of one MoE layer as `nn.Linear` modules (`experts.{i}.gate_proj/up_proj/down_proj`).
+
+    transformers fuses the experts into two 3-D parameters per layer, which bitsandbytes does not quantise (it
+    replaces `nn.Linear` modules only) and LoRA reaches only as raw parameters. Kept as linears, in the released
+    checkpoint's own key layout (so no weight conversion runs at load, or is reversed at save), they are quantised to
+    4-bit and take LoRA like every other projection. Same computation as transformers' eager experts loop.
+    """
+
+    def __init__(self, config):
+        super().__init__(
+            Qwen3OmniMoeExpertMLP(config.hidden_size, config.moe_intermediate_size, config.hidden_act)
+            for _ in range(config.num_experts)
+        )
+
+    def forward(self, hidden_states: torch.Tensor, top_k_index: torch.Tensor, top_k_weights: torch.Tensor):
+        # hidden_states (tokens, hidden); top_k_index, top_k_weights (tokens, top_k)
+        final_hidden_states = torch.zeros_like(hidden_states)
+        with torch.no_grad():
+            expert_mask = F.one_hot(top_k_index, num_classes=len(self)).permute(2, 1, 0)  # (experts, top_k, tokens)
+            expert_hit = torch.greater(expert_mask.sum(dim=(-1, -2)), 0).nonzero()
+        for expert_index in expert_hit.flatten().tolist():
+            top_k_position, token_index = torch.where(expert_mask[expert_index])
+            expert_output = self[expert_index](hidden_states[token_index])
+            expert_output = expert_output * top_k_weights[token_index, top_k_position, None]
+            final_hidden_states.index_add_(0, token_index, expert_output.to(final_hidden_states.dtype))
+        return final_hidden_states
+
+
+class Qwen3OmniMoeLinearExpertsBlock(nn.Module):
+    """transformers' sparse MoE block with `Qwen3OmniMoeLinearExperts`. Not a subclass of it: transformers'
+    `_init_weights` recognises that class and initialises its fused `experts.gate_up_proj`. The router is transformers'
+    own (`mlp.gate`, a plain parameter: never quantised, frozen in fine-tuning)."""
+
+    def __init__(self, config):
+        super().__init__()
+        self.experts = Qwen3OmniMoeLinearExperts(config)
+        self.gate = Qwen3OmniMoeThinkerTextTopKRouter(config)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        batch_size, sequence_length, hidden_dim = hidden_states.shape
+        hidden_states = hidden_states.view(-1, hidden_dim)  # (tokens, hidden)
+        _, routing_weights, selected_experts = self.gate(hidden_states)  # (tokens, top_k) each
+        return self.experts(hidden_states, selected_experts, routing_weights).reshape(batch_size, sequence_length, hidden_dim)
+
+
+class Qwen3OmniMoeDecoderLayerWithLinearExperts(Qwen3OmniMoeThinkerTextDecoderLayer):
+    """transformers' decoder layer (same forward) whose MoE block is built with linear experts from the start, so no
+    fused (experts, 2 x intermediate, hidden) tensor is ever allocated."""
+
+    def __init__(self, config, layer_idx):
+        GradientCheckpointingLayer.__init__(self)
+        self.self_attn = Qwen3OmniMoeThinkerTextAttention(config, layer_idx)
+        sparse = layer_idx not in config.mlp_only_layers and config.num_experts > 0
+        if sparse and (layer_idx + 1) % config.decoder_sparse_step == 0:
+            self.mlp = Qwen3OmniMoeLinearExpertsBlock(config)
+        else:
+            self.mlp = Qwen3OmniMoeThinkerTextMLP(config, intermediate_size=config.intermediate_size)
+        self.input_layernorm = Qwen3OmniMoeThinkerTextRMSNorm(config.hidden_size, eps=config.rms_norm_eps)
+        self.post_attention_layernorm = Qwen3OmniMoeThinkerTextRMSNorm(config.hidden_size, eps=config.rms_norm_eps)
+        self.hidden_size = config.hidden_size
+
+
+def _init_router(module, std: float):
+    """What transformers' `_init_weights` no longer reaches once the block is ours: the router."""
+    if isinstance(module, Qwen3OmniMoeThinkerTextTopKRouter):
+        nn.init.normal_(module.weight, mean=0.0, std=std)
+
+
+class Qwen3OmniMoeThinkerTextModelWithLinearExperts(Qwen3OmniMoeThinkerTextModel):
+    """transformers' Qwen3-Omni language model with `Qwen3OmniMoeDecoderLayerWithLinearExperts` layers.
+
+    Defined here (custom code), so transformers applies no fused-expert weight conversion to it at load.
+    """
+
+    _no_split_modules = ["Qwen3OmniMoeDecoderLayerWithLinearExperts"]
+
+    def __init__(self, config):
+        Qwen3OmniMoePreTrainedModel.__init__(self, config)
+        self.padding_idx = config.pad_token_id
+        self.vocab_size = config.vocab_size
+        self.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size, self.padding_idx)
+        self.layers = nn.ModuleList(
+            [Qwen3OmniMoeDecoderLayerWithLinearExperts(config, index) for index in range(config.num_hidden_layers)]
+        )
+        self.norm = Qwen3OmniMoeTextRMSNorm(config.hidden_size, eps=config.rms_norm_eps)
+        self.rotary_emb = Qwen3OmniMoeThinkerTextRotaryEmbedding(config)
+        self.gradient_checkpointing = False
+        self.post_init()
+
+    def _init_weights(self, module):
+        super()._init_weights(module)
+        _init_router(module, self.config.initializer_range)
+
+
+class Qwen3OmniMoeThinkerModelWithLinearExperts(Qwen3OmniMoeThinkerModel):
+    """transformers' Qwen3-Omni Thinker (audio tower, vision tower, language model; no LM head) with linear experts.
+    Forward, rope index, placeholder masks and DeepStack are inherited unchanged."""
+
+    _no_split_modules = [
+        "Qwen3OmniMoeAudioEncoder", "Qwen3OmniMoeVisionEncoder", "Qwen3OmniMoeDecoderLayerWithLinearExperts",
+    ]
+
+    def __init__(self, config):
+        Qwen3OmniMoePreTrainedModelForConditionalGeneration.__init__(self, config)
+        self.audio_tower = Qwen3OmniMoeAudioEncoder._from_config(config.audio_config)
+        self.visual = Qwen3OmniMoeVisionEncoder._from_config(config.vision_config)
+        self.language_model = Qwen3OmniMoeThinkerTextModelWithLinearExperts._from_config(config.text_config)
+        self.spatial_merge_size = config.vision_config.spatial_merge_size
+        self.rope_deltas = None
+        self.post_init()
+
+    def _init_weights(self, module):
+        super()._init_weights(module)
+        _init_router(module, self.config.get_text_config().initializer_range)
+
+
+class Qwen3OmniMoeForSentimentRegression(OmniSentimentRegressionPreTrainedModel):
+    """The regressor on the Thinker of Qwen3-Omni (30B-A3B Instruct/Thinking), experts as linears (see above)."""
+
+    thinker_model_class = Qwen3OmniMoeThinkerModelWithLinearExperts
+    thinker_model_type = "qwen3_omni_moe_thinker"
+    _no_split_modules = ["Qwen3OmniMoeAudioEncoder", "Qwen3OmniMoeVisionEncoder", "Qwen3OmniMoeDecoderLayerWithLinearExperts"]
+
+
+REGRESSOR_CLASSES = {
+    "qwen2_5_omni_thinker": Qwen2_5OmniForSentimentRegression,
+    "qwen3_omni_moe_thinker": Qwen3OmniMoeForSentimentRegression,
+}
+
+
+def regressor_class_name(thinker_model_type: str) -> str:
+    regressor_class = REGRESSOR_CLASSES.get(thinker_model_type)
+    return regressor_class.__name__ if regressor_class else f"a regressor for `{thinker_model_type}` (none exists)"
+
+
 OmniRegressorConfig.register_for_auto_class("AutoConfig")
 Qwen2_5OmniForSentimentRegression.register_for_auto_class("AutoModel")
+Qwen3OmniMoeForSentimentRegression.register_for_auto_class("AutoModel")
 
-__all__ = ["Qwen2_5OmniForSentimentRegression", "SentimentRegressionOutput", "OmniRegressionHead"]
+__all__ = [
+    "Qwen2_5OmniForSentimentRegression",
+    "Qwen3OmniMoeForSentimentRegression",
+    "OmniSentimentRegressionPreTrainedModel",
+    "SentimentRegressionOutput",
+    "OmniRegressionHead",
+]

@@ -1,0 +1,782 @@
+"""From a video file (+ transcript) to the inputs of an omni-regressor model (one of the files that travel to the Hub).
+
+The one path every entry point uses — training collator, evaluation, `omni-regressor predict`, the transformers
+pipeline shipped with an exported model — so a clip gives the same tensors wherever it is scored:
+
+    file --decode_clip (PyAV)--> DecodedClip --ClipEncoder.encode (prompt + Qwen processor)--> one clip's tensors
+         --ClipEncoder.collate--> a left-padded batch for `Qwen2_5OmniForSentimentRegression.forward`
+
+Decoding follows the official Qwen-Omni video rules (qwen-omni-utils `vision_process.py`): frames sampled at `fps`,
+at least `min_frames` and at most `max_frames` (an even count), each resized, aspect kept, to multiples of the
+vision encoder's factor (patch size x merge size: 28 for Qwen2.5-Omni, 32 for Qwen3-Omni) within 128..768 tokens
+per frame and a total pixel budget over the frames; the audio track resampled to 16 kHz mono. Frames and audio cover
+the same window, the whole clip up to the feature extractor's limit (300 s for the released models) unless
+`max_audio_seconds` is smaller. Audio features are sized to the clip, not padded to the extractor's 300 s.
+
+This file imports only numpy, av (PyAV), torch and transformers (and, lazily, the optional DeepFilterNet runtime),
+so an exported folder scores clips without the omni-regressor package.
+"""
+
+import logging
+import math
+import os
+import re
+from dataclasses import asdict, dataclass, fields, replace
+
+import av
+import numpy as np
+import torch
+from transformers import BatchFeature
+
+try:  # inside a Hub folder (transformers' dynamic modules)
+    from .configuration_omni_regressor import MODALITIES
+except ImportError:  # installed as a top-level module of the omni-regressor package
+    from configuration_omni_regressor import MODALITIES
+
+
+logger = logging.getLogger(__name__)
+
+MODALITY_ALIASES = {"t": "text", "a": "audio", "v": "video", "text": "text", "audio": "audio", "video": "video"}
+DENOISERS = ("none", "deepfilternet")
+
+# Official video sizing (qwen-omni-utils `vision_process.py`; also transformers' Qwen2-VL video processor).
+VIDEO_MIN_TOKENS_PER_FRAME = 128
+VIDEO_MAX_TOKENS_PER_FRAME = 768
+VIDEO_TOTAL_TOKEN_BUDGET = 128000 * 0.9  # the model's context, 90 % of it for one video
+MAX_ASPECT_RATIO = 200
+TEMPORAL_PATCH_SIZE = 2
+# Shorter audio tracks give no audio token after the encoder's two halvings: they cannot be an audio input.
+MIN_AUDIO_SECONDS = 0.1
+
+DEFAULT_SYSTEM_PROMPT = (
+    "You are a careful annotator of sentiment in video clips. Judge the speaker's sentiment from what is said, "
+    "how it is said and what is shown."
+)
+DEFAULT_TASK_PROMPT = (
+    "Rate the sentiment of this clip on a continuous scale from {low} (strongly negative) to {high} "
+    "(strongly positive). Answer with one number."
+)
+
+
+def parse_modalities(value) -> tuple[str, ...]:
+    """`"text,audio,video"`, `"T+A+V"`, `["audio", "text"]` -> canonical tuple in (text, audio, video) order."""
+    if isinstance(value, str):
+        parts = [part for part in value.replace("+", ",").replace(" ", ",").split(",") if part]
+    else:
+        parts = list(value)
+    names = set()
+    for part in parts:
+        name = MODALITY_ALIASES.get(str(part).strip().lower())
+        if name is None:
+            raise ValueError(f"unknown modality {part!r} in {value!r}: use text, audio, video (or T, A, V, e.g. T+A+V).")
+        names.add(name)
+    if not names:
+        raise ValueError(f"modalities must name at least one of {', '.join(MODALITIES)}, got {value!r}.")
+    return tuple(name for name in MODALITIES if name in names)
+
+
+def modality_tag(modalities) -> str:
+    """(text, audio) -> "T+A", as in MMSA-style ablation tables."""
+    return "+".join(name[0].upper() for name in parse_modalities(modalities))
+
+
+# --- settings ---------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MediaSettings:
+    """How a file is decoded: the decoded-media cache key, derived from `ProcessingSettings.media_settings()`.
+
+    Args:
+        fps: frames sampled per second of clip.
+        min_frames, max_frames: frame count bounds (even counts; a clip with fewer frames repeats its nearest ones).
+        image_factor: frame sides are multiples of this (vision patch size x spatial merge size).
+        min_pixels, max_pixels: bounds of one resized frame's area.
+        total_pixels: budget of all frames together (each frame gets at most `total_pixels / frames * 2`).
+        audio_sampling_rate: rate of the mono waveform (the Whisper feature extractor takes 16000).
+        max_audio_seconds: longest window decoded; longer clips are cut (audio and frames alike).
+        denoise: "none" or "deepfilternet" (DeepFilterNet3 speech enhancement of the audio track).
+    """
+
+    fps: float = 2.0
+    min_frames: int = 4
+    max_frames: int = 16
+    image_factor: int = 28
+    min_pixels: int = VIDEO_MIN_TOKENS_PER_FRAME * 28 * 28
+    max_pixels: int = VIDEO_MAX_TOKENS_PER_FRAME * 28 * 28
+    total_pixels: int = int(VIDEO_TOTAL_TOKEN_BUDGET * 28 * 28)
+    audio_sampling_rate: int = 16000
+    max_audio_seconds: float = 300.0
+    denoise: str = "none"
+
+    def __post_init__(self):
+        for name in ("fps", "max_audio_seconds"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+                raise ValueError(f"`{name}` must be a positive finite number, got {value!r}.")
+            object.__setattr__(self, name, float(value))  # 2 and 2.0 must give the same cache key
+        for name in ("min_frames", "max_frames", "image_factor", "min_pixels", "max_pixels", "total_pixels",
+                     "audio_sampling_rate"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+                raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
+            object.__setattr__(self, name, int(value))
+        if self.min_frames < TEMPORAL_PATCH_SIZE or self.max_frames < self.min_frames:
+            raise ValueError(
+                f"`min_frames` ({self.min_frames}) must be at least {TEMPORAL_PATCH_SIZE} and at most `max_frames` "
+                f"({self.max_frames})."
+            )
+        if self.min_pixels < self.image_factor**2:
+            raise ValueError(f"`min_pixels` must be at least {self.image_factor}*{self.image_factor}, got {self.min_pixels}.")
+        if self.max_pixels < self.min_pixels:
+            raise ValueError(f"`max_pixels` ({self.max_pixels}) must be at least `min_pixels` ({self.min_pixels}).")
+        if self.denoise not in DENOISERS:
+            raise ValueError(f"`denoise` must be one of {DENOISERS}, got {self.denoise!r}.")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def cache_key(self) -> str:
+        """Canonical text of the settings: the same in every process (unlike `hash()`)."""
+        return ",".join(f"{name}={value!r}" for name, value in sorted(self.to_dict().items()))
+
+
+@dataclass(frozen=True)
+class ProcessingSettings:
+    """What the model sees: saved in the model config (`processing`) and reused by every inference path.
+
+    `None` means "the official value for this processor", filled in by `resolve(processor)` before training, so a
+    saved model always records concrete numbers.
+
+    Args:
+        modalities: any non-empty subset of ("text", "audio", "video").
+        fps, min_frames, max_frames: frame sampling (official: 2 fps, at least 4 frames; the paper: at most 16).
+        min_pixels, max_pixels: area bounds of one frame (None: 128 and 768 tokens per frame, official).
+        total_pixels: pixel budget of all frames together (None: the official 90 % of a 128 000-token context).
+        max_audio_seconds: longest window decoded (None: the feature extractor's limit, 300 s when released).
+        audio_sampling_rate: rate the audio track is resampled to.
+        denoise: "none" or "deepfilternet".
+        system_prompt, task_prompt: the chat prompt; `task_prompt` may use `{low}` and `{high}` (the score range).
+        image_factor: vision patch size x merge size (None: read from the processor).
+    """
+
+    modalities: tuple[str, ...] = MODALITIES
+    fps: float = 2.0
+    min_frames: int = 4
+    max_frames: int = 16
+    min_pixels: int | None = None
+    max_pixels: int | None = None
+    total_pixels: int | None = None
+    max_audio_seconds: float | None = None
+    audio_sampling_rate: int = 16000
+    denoise: str = "none"
+    system_prompt: str = DEFAULT_SYSTEM_PROMPT
+    task_prompt: str = DEFAULT_TASK_PROMPT
+    image_factor: int | None = None
+
+    def __post_init__(self):
+        object.__setattr__(self, "modalities", parse_modalities(self.modalities))
+        if self.denoise not in DENOISERS:
+            raise ValueError(f"`denoise` must be one of {DENOISERS}, got {self.denoise!r}.")
+
+    @classmethod
+    def from_dict(cls, values: dict | None) -> "ProcessingSettings":
+        known = {field.name for field in fields(cls)}
+        return cls(**{key: value for key, value in (values or {}).items() if key in known})
+
+    @classmethod
+    def from_config(cls, config, modalities=None) -> "ProcessingSettings":
+        """The settings a regressor config was trained with, optionally with other modalities."""
+        processing = dict(config.processing or {})
+        if modalities is not None:
+            processing["modalities"] = parse_modalities(modalities)
+        return cls.from_dict(processing)
+
+    def to_dict(self) -> dict:
+        values = asdict(self)
+        values["modalities"] = list(self.modalities)
+        return values
+
+    def resolve(self, processor) -> "ProcessingSettings":
+        """These settings with every `None` replaced by the official value for `processor`."""
+        video_processor, feature_extractor = processor.video_processor, processor.feature_extractor
+        return self.resolve_for(
+            image_factor=int(video_processor.patch_size * video_processor.merge_size),
+            extractor_seconds=float(feature_extractor.n_samples / feature_extractor.sampling_rate),
+        )
+
+    def resolve_for(self, image_factor: int, extractor_seconds: float) -> "ProcessingSettings":
+        """`resolve` for a vision factor (patch x merge) and a feature-extractor limit given as numbers."""
+        factor = self.image_factor or image_factor
+        return replace(
+            self,
+            image_factor=factor,
+            # A budget below the official minimum lowers the minimum with it.
+            min_pixels=self.min_pixels or min(VIDEO_MIN_TOKENS_PER_FRAME * factor * factor, self.max_pixels or 2**62),
+            max_pixels=self.max_pixels or VIDEO_MAX_TOKENS_PER_FRAME * factor * factor,
+            total_pixels=self.total_pixels or int(VIDEO_TOTAL_TOKEN_BUDGET * factor * factor),
+            max_audio_seconds=min(self.max_audio_seconds or extractor_seconds, extractor_seconds),
+        )
+
+    def media_settings(self) -> MediaSettings:
+        unresolved = [name for name in ("image_factor", "min_pixels", "max_pixels", "total_pixels", "max_audio_seconds")
+                      if getattr(self, name) is None]
+        if unresolved:
+            raise ValueError(f"resolve(processor) first: {', '.join(unresolved)} not set.")
+        return MediaSettings(
+            fps=self.fps, min_frames=self.min_frames, max_frames=self.max_frames, image_factor=self.image_factor,
+            min_pixels=self.min_pixels, max_pixels=self.max_pixels, total_pixels=self.total_pixels,
+            audio_sampling_rate=self.audio_sampling_rate, max_audio_seconds=self.max_audio_seconds,
+            denoise=self.denoise,
+        )
+
+
+# --- decoding ----------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class DecodedClip:
+    """One decoded clip.
+
+    Args:
+        frames: uint8 `(num_frames, height, width, 3)` RGB, upright, or None when the file has no video stream.
+        fps: sampling rate of `frames` (frames per second of clip time); the processor needs it for positions.
+        audio: float32 `(num_samples,)` mono, or None without an audio track.
+        duration: seconds of the decoded window.
+        truncated: True when the file was longer than `max_audio_seconds` and was cut.
+    """
+
+    frames: np.ndarray | None
+    fps: float
+    audio: np.ndarray | None
+    duration: float
+    truncated: bool = False
+
+
+class MediaError(Exception):
+    """A media file that cannot be used; `reason` is a problem kind ("unreadable_file", "too_short_video", ...)."""
+
+    def __init__(self, path, detail: str, reason: str = "unreadable_file"):
+        self.path = str(path)
+        self.detail = detail
+        self.reason = reason
+        super().__init__(f"{self.path}: {detail}")
+
+
+def smart_resize(height: int, width: int, factor: int, min_pixels: int, max_pixels: int) -> tuple[int, int]:
+    """Qwen-VL's resize rule: both sides multiples of `factor`, `min_pixels <= h*w <= max_pixels`, aspect kept."""
+    if min(height, width) < 1 or max(height, width) / min(height, width) > MAX_ASPECT_RATIO:
+        raise ValueError(f"aspect ratio must be at most {MAX_ASPECT_RATIO}, got {width}x{height}.")
+    resized_height = max(factor, round(height / factor) * factor)
+    resized_width = max(factor, round(width / factor) * factor)
+    if resized_height * resized_width > max_pixels:
+        beta = math.sqrt((height * width) / max_pixels)
+        resized_height = max(factor, math.floor(height / beta / factor) * factor)
+        resized_width = max(factor, math.floor(width / beta / factor) * factor)
+    elif resized_height * resized_width < min_pixels:
+        beta = math.sqrt(min_pixels / (height * width))
+        resized_height = math.ceil(height * beta / factor) * factor
+        resized_width = math.ceil(width * beta / factor) * factor
+    return resized_height, resized_width
+
+
+def frame_count(window_seconds: float, settings: MediaSettings) -> int:
+    """round-free official rule: clamp(window * fps, min_frames, max_frames), floored to an even count."""
+    wanted = window_seconds * settings.fps
+    count = min(max(wanted, settings.min_frames), settings.max_frames)
+    return max(TEMPORAL_PATCH_SIZE, int(count // TEMPORAL_PATCH_SIZE) * TEMPORAL_PATCH_SIZE)
+
+
+def frame_sample_times(window_seconds: float, settings: MediaSettings) -> tuple[np.ndarray, float]:
+    """Times (seconds from the clip start) of the frames to keep, and their sampling rate `frames / window`.
+
+    Frame i stands for the i-th of `frame_count` equal segments of the window and is the frame nearest its centre.
+    """
+    num_frames = frame_count(window_seconds, settings)
+    sampled_fps = num_frames / window_seconds
+    times = (np.arange(num_frames) + 0.5) / sampled_fps  # (num_frames,)
+    return times, sampled_fps
+
+
+def frame_size(height: int, width: int, num_frames: int, settings: MediaSettings) -> tuple[int, int]:
+    """Resized (height, width) of every frame: an even share of the total budget (at least 1.05 x `min_pixels`, at
+    most 768 tokens), capped by `max_pixels` — the order of qwen-omni-utils' `fetch_video`."""
+    budget = max(
+        min(VIDEO_MAX_TOKENS_PER_FRAME * settings.image_factor**2, settings.total_pixels / num_frames * TEMPORAL_PATCH_SIZE),
+        int(settings.min_pixels * 1.05),
+    )
+    max_pixels = max(settings.min_pixels, min(settings.max_pixels, int(budget)))
+    return smart_resize(height, width, settings.image_factor, settings.min_pixels, max_pixels)
+
+
+def _open(path):
+    if not os.path.exists(path):
+        raise MediaError(path, "file not found.", reason="missing_file")
+    if os.path.isdir(path):
+        raise MediaError(path, "is a folder, not a media file.")
+    try:
+        return av.open(str(path))
+    except (av.FFmpegError, OSError, ValueError, UnicodeDecodeError) as error:
+        raise MediaError(path, f"not a readable media file ({error}).") from error
+
+
+def _first_stream(container, kind: str):
+    streams = getattr(container.streams, kind)
+    return streams[0] if len(streams) else None
+
+
+def _header_duration(container) -> float | None:
+    """Seconds from the container header, else the longest stream's; None when the file does not say."""
+    if container.duration is not None and container.duration > 0:
+        return container.duration / av.time_base
+    durations = [
+        float(stream.duration * stream.time_base)
+        for stream in container.streams
+        if stream.duration is not None and stream.time_base is not None
+    ]
+    return max(durations) if durations else None
+
+
+def _stream_end(stream, clip_start: float) -> float | None:
+    """Where a stream ends on the clip's clock, from the header (None when it does not say)."""
+    if stream is None or stream.duration is None or stream.time_base is None:
+        return None
+    start = float(stream.start_time * stream.time_base) if stream.start_time is not None else clip_start
+    return start - clip_start + float(stream.duration * stream.time_base)
+
+
+def _demuxed_duration(path) -> float:
+    """Seconds up to the end of the last packet (reads packets, decodes nothing)."""
+    end = 0.0
+    with _open(path) as container:
+        streams = [stream for stream in container.streams if stream.type in ("video", "audio")]
+        for packet in container.demux(*streams):
+            if packet.pts is not None and packet.time_base is not None:
+                end = max(end, float((packet.pts + (packet.duration or 0)) * packet.time_base))
+    return end
+
+
+def display_rotation(frame) -> int:
+    """Clockwise degrees (0, 90, 180, 270) a player turns this frame by (the stream's display matrix)."""
+    rotation = getattr(frame, "rotation", 0) or 0  # PyAV: counter-clockwise degrees of the display matrix
+    return int(round(-rotation / 90.0)) % 4 * 90
+
+
+def _upright(image: np.ndarray, clockwise_degrees: int) -> np.ndarray:
+    return np.ascontiguousarray(np.rot90(image, k=-(clockwise_degrees // 90))) if clockwise_degrees else image
+
+
+class _NearestFrames:
+    """For each sample time, the decoded frame nearest to it (frames arrive in presentation order)."""
+
+    def __init__(self, sample_times: np.ndarray):
+        self.sample_times = sample_times
+        self.frames = [None] * len(sample_times)
+        self.distances = np.full(len(sample_times), np.inf)
+        self.num_seen = 0
+        self.last_time = 0.0
+
+    def offer(self, frame, frame_time: float) -> bool:
+        """Returns True once no later frame can be nearer to any sample time."""
+        self.num_seen += 1
+        self.last_time = frame_time
+        distances = np.abs(self.sample_times - frame_time)
+        for index in np.flatnonzero(distances < self.distances):
+            self.frames[index] = frame
+            self.distances[index] = distances[index]
+        return frame_time >= self.sample_times[-1]
+
+    def to_array(self, path, settings: MediaSettings) -> np.ndarray:
+        first = self.frames[0]
+        rotation = display_rotation(first)
+        height, width = (first.width, first.height) if rotation in (90, 270) else (first.height, first.width)
+        try:
+            resized_height, resized_width = frame_size(height, width, len(self.frames), settings)
+        except ValueError as error:
+            raise MediaError(path, f"unsupported frame geometry {width}x{height}: {error}", "unsupported_geometry") from error
+        # Resize the stored (unrotated) frame, then turn it upright.
+        stored_height, stored_width = (
+            (resized_width, resized_height) if rotation in (90, 270) else (resized_height, resized_width)
+        )
+        resized = {}  # one conversion per distinct source frame (a 1-frame clip fills every slot with it)
+        for frame in self.frames:
+            if id(frame) not in resized:
+                image = frame.reformat(
+                    width=stored_width, height=stored_height, format="rgb24", interpolation="BICUBIC"
+                ).to_ndarray()
+                resized[id(frame)] = _upright(image, rotation)
+        return np.stack([resized[id(frame)] for frame in self.frames])  # (num_frames, height, width, 3)
+
+
+class _MonoAudio:
+    """Resamples decoded audio frames to mono float32 until `num_samples` are collected."""
+
+    def __init__(self, sampling_rate: int, num_samples: int):
+        self.sampling_rate = sampling_rate
+        self.num_samples = num_samples
+        self.resampler = av.AudioResampler(format="flt", layout="mono", rate=sampling_rate)
+        self.chunks = []
+        self.num_collected = 0
+
+    def _append(self, chunk: np.ndarray):
+        self.chunks.append(chunk)
+        self.num_collected += len(chunk)
+
+    def offer(self, frame, frame_time: float | None) -> bool:
+        """Returns True once the window is filled."""
+        if not self.chunks and frame_time is not None and frame_time > 0:
+            # The track starts after the clip does: pad so the waveform stays on the clip's clock.
+            self._append(np.zeros(int(round(frame_time * self.sampling_rate)), dtype=np.float32))
+        for resampled in self.resampler.resample(frame):
+            self._append(resampled.to_ndarray().reshape(-1))  # packed mono (1, samples) -> (samples,)
+        return self.num_collected >= self.num_samples
+
+    def to_array(self, flush: bool) -> np.ndarray:
+        if flush:
+            for resampled in self.resampler.resample(None):
+                self._append(resampled.to_ndarray().reshape(-1))
+        audio = np.concatenate(self.chunks) if self.chunks else np.zeros(0, dtype=np.float32)
+        return np.ascontiguousarray(audio[: self.num_samples], dtype=np.float32)  # (num_samples,)
+
+
+# A decode that ends this much before the header's duration means the file is cut or corrupt after its header.
+TRUNCATION_TOLERANCE_SECONDS = 0.5
+
+
+def decode_clip(path, settings: MediaSettings) -> DecodedClip:
+    """Decodes the window `[0, min(duration, max_audio_seconds)]` of one file: upright frames and mono audio.
+
+    Raises `MediaError` (with a problem `reason`) for anything that makes the file unusable: missing, unreadable,
+    no stream, no decodable frame, corrupt after its header, unsupported geometry.
+    """
+    path = str(path)
+    try:
+        clip = _decode(path, settings)
+    except av.FFmpegError as error:
+        raise MediaError(path, f"decoding failed ({error}).", reason="corrupt_file") from error
+    if settings.denoise != "none" and clip.audio is not None:
+        clip.audio = denoise_audio(clip.audio, settings.audio_sampling_rate, settings.denoise)
+    return clip
+
+
+def _decode(path: str, settings: MediaSettings) -> DecodedClip:
+    with _open(path) as container:
+        video_stream = _first_stream(container, "video")
+        audio_stream = _first_stream(container, "audio")
+        if video_stream is None and audio_stream is None:
+            raise MediaError(path, "no video stream and no audio track.")
+        clip_duration = _header_duration(container)
+        if not clip_duration:  # unknown, or a header that says 0: measure the packets
+            clip_duration = _demuxed_duration(path)
+        if clip_duration <= 0:
+            reason = "too_short_video" if video_stream is not None else "unreadable_file"
+            raise MediaError(path, "zero duration.", reason=reason)
+        window_seconds = min(clip_duration, settings.max_audio_seconds)
+        if clip_duration > settings.max_audio_seconds:
+            logger.warning(
+                "%s: %.1f s long, only the first %.1f s are used (max_audio_seconds; frames and audio alike).",
+                path, clip_duration, settings.max_audio_seconds,
+            )
+        start_time = container.start_time / av.time_base if container.start_time is not None else 0.0
+        # Each stream is checked against its own length: tracks of one file may legitimately differ.
+        video_seconds, audio_seconds_in_header = _stream_end(video_stream, start_time), _stream_end(audio_stream, start_time)
+
+        sample_times, sampled_fps = frame_sample_times(window_seconds, settings)
+        nearest_frames = _NearestFrames(sample_times) if video_stream is not None else None
+        mono_audio = None
+        if audio_stream is not None:
+            mono_audio = _MonoAudio(settings.audio_sampling_rate, int(round(window_seconds * settings.audio_sampling_rate)))
+        if video_stream is not None:
+            video_stream.thread_type = "AUTO"
+            frame_rate = float(video_stream.average_rate or settings.fps)
+
+        # One pass over both streams, stopped as soon as both have what the window needs.
+        video_done, audio_done = video_stream is None, audio_stream is None
+        for packet in container.demux(*[stream for stream in (video_stream, audio_stream) if stream is not None]):
+            if packet.stream.type == "video" and not video_done:
+                for frame in packet.decode():
+                    frame_time = frame.time - start_time if frame.time is not None else nearest_frames.num_seen / frame_rate
+                    if nearest_frames.offer(frame, frame_time):
+                        video_done = True
+                        break
+            elif packet.stream.type == "audio" and not audio_done:
+                for frame in packet.decode():
+                    frame_time = frame.time - start_time if frame.time is not None else None
+                    if mono_audio.offer(frame, frame_time):
+                        audio_done = True
+                        break
+            if video_done and audio_done:
+                break
+
+    frames = None
+    if nearest_frames is not None:
+        if nearest_frames.num_seen == 0:
+            raise MediaError(path, "the video stream has no decodable frame.", reason="too_short_video")
+        video_end = min(window_seconds, video_seconds or window_seconds)
+        if not video_done and nearest_frames.last_time < video_end - TRUNCATION_TOLERANCE_SECONDS - 1.0 / frame_rate:
+            raise MediaError(
+                path,
+                f"video data ends at {nearest_frames.last_time:.2f} s but the header says {video_end:.2f} s "
+                "(file cut or corrupt after its header).",
+                reason="corrupt_file",
+            )
+        frames = nearest_frames.to_array(path, settings)
+    audio = None
+    if mono_audio is not None:
+        audio = mono_audio.to_array(flush=not audio_done)
+        audio_end = min(window_seconds, audio_seconds_in_header or window_seconds)
+        if not audio_done and audio_end - len(audio) / settings.audio_sampling_rate > TRUNCATION_TOLERANCE_SECONDS:
+            raise MediaError(
+                path,
+                f"audio data ends at {len(audio) / settings.audio_sampling_rate:.2f} s but the header says "
+                f"{audio_end:.2f} s (file cut or corrupt after its header).",
+                reason="corrupt_file",
+            )
+    return DecodedClip(
+        frames=frames,
+        fps=float(sampled_fps),
+        audio=audio,
+        duration=float(window_seconds),
+        truncated=bool(clip_duration > settings.max_audio_seconds),
+    )
+
+
+def denoise_audio(audio: np.ndarray, sampling_rate: int, denoiser: str) -> np.ndarray:
+    """Speech enhancement of a mono waveform (the optional `denoise` setting)."""
+    try:
+        from .denoise_omni_regressor import denoise_waveform
+    except ImportError:
+        from omni_regressor.denoise import denoise_waveform
+    return denoise_waveform(audio, sampling_rate)
+
+
+def audio_seconds(clip: DecodedClip | None, sampling_rate: int) -> float:
+    return 0.0 if clip is None or clip.audio is None else len(clip.audio) / sampling_rate
+
+
+# --- prompt ------------------------------------------------------------------------------------------------------
+
+
+class TranscriptCleaner:
+    """Transcripts are data, never markup: special-token strings (the tokenizer's, and anything shaped like Qwen's
+    `<|...|>`) are removed, so no transcript can add a media placeholder or close the user turn. Whitespace is
+    collapsed; a transcript that held nothing else becomes empty (the clip then has no text)."""
+
+    QWEN_SPECIAL_TOKEN = r"<\|[^<>|\s]{1,40}\|>"
+
+    def __init__(self, tokenizer=None):
+        specials = set()
+        if tokenizer is not None:
+            specials.update(tokenizer.all_special_tokens)
+            specials.update(token.content for token in getattr(tokenizer, "added_tokens_decoder", {}).values())
+        alternatives = [re.escape(token) for token in sorted(filter(None, specials), key=len, reverse=True)]
+        self.pattern = re.compile("|".join([*alternatives, self.QWEN_SPECIAL_TOKEN]))
+
+    def __call__(self, transcript: str | None) -> str:
+        return " ".join(self.pattern.sub(" ", transcript or "").split())
+
+
+def build_conversation(transcript: str | None, modalities, settings: ProcessingSettings, score_range) -> list[dict]:
+    """System + user turn. Absent modalities are absent from the prompt (no placeholder, no zero-filled input)."""
+    low, high = (f"{value:g}" for value in score_range)
+    user_content = []
+    if "video" in modalities:
+        user_content.append({"type": "video"})  # with audio too: the processor interleaves its track
+    elif "audio" in modalities:
+        user_content.append({"type": "audio"})
+    task = settings.task_prompt.format(low=low, high=high)
+    if "text" in modalities:
+        task = f'{task}\nTranscript: "{transcript}"'
+    user_content.append({"type": "text", "text": task})
+    return [
+        {"role": "system", "content": [{"type": "text", "text": settings.system_prompt}]},
+        {"role": "user", "content": user_content},
+    ]
+
+
+# --- encoding and batching ---------------------------------------------------------------------------------------
+
+
+class DirectDecoder:
+    """Decodes every time (no cache); the package's `MediaCache` has the same `load` method and counters."""
+
+    def __init__(self):
+        self.decode_calls = 0
+        self.hits = 0
+
+    def load(self, path, settings: MediaSettings) -> DecodedClip:
+        self.decode_calls += 1
+        return decode_clip(path, settings)
+
+
+class ClipEncoder:
+    """Turns clips into model inputs; also the Trainer's data collator (rows with `text`, `media_path`, `label`).
+
+    Args:
+        processor: the backbone's processor (`Qwen2_5OmniProcessor`, `Qwen3OmniMoeProcessor`).
+        settings: the `ProcessingSettings` the model was (or will be) trained with; resolved against `processor`.
+        score_range: the label scale named in the prompt.
+        media_cache: what decodes files (`load(path, media_settings)`); default: decode every time.
+    """
+
+    def __init__(self, processor, settings: ProcessingSettings, score_range=(-3.0, 3.0), media_cache=None):
+        self.processor = processor
+        self.settings = settings.resolve(processor)
+        self.media_settings = self.settings.media_settings()
+        self.score_range = tuple(float(value) for value in score_range)
+        self.media_cache = media_cache if media_cache is not None else DirectDecoder()
+        self.pad_token_id = processor.tokenizer.pad_token_id
+        self.clean_transcript = TranscriptCleaner(processor.tokenizer)
+        self.needs_media = bool({"audio", "video"} & set(self.settings.modalities))
+
+    @classmethod
+    def for_config(cls, config, processor, media_cache=None, modalities=None) -> "ClipEncoder":
+        """The encoder described by a regressor config (`processing`, `score_range`), around `processor`."""
+        return cls(processor, ProcessingSettings.from_config(config, modalities), config.score_range, media_cache)
+
+    def save_pretrained(self, output_dir):
+        self.processor.save_pretrained(output_dir)
+
+    def decode(self, media_path) -> DecodedClip:
+        return self.media_cache.load(media_path, self.media_settings)
+
+    def available_modalities(self, clip: DecodedClip | None, transcript: str | None, modalities=None) -> tuple[str, ...]:
+        """Which of `modalities` (default: the settings') this clip can actually provide."""
+        present = []
+        for name in parse_modalities(modalities or self.settings.modalities):
+            if name == "text" and self.clean_transcript(transcript):
+                present.append(name)
+            elif name == "audio" and audio_seconds(clip, self.settings.audio_sampling_rate) >= MIN_AUDIO_SECONDS:
+                present.append(name)
+            elif name == "video" and clip is not None and clip.frames is not None:
+                present.append(name)
+        return tuple(present)
+
+    @staticmethod
+    def missing_modality_reason(clip: DecodedClip | None, modality: str) -> str:
+        """The problem kind of a modality a clip cannot provide (the names `omni-regressor check-data` uses)."""
+        if modality == "text":
+            return "empty_transcript"
+        if modality == "video":
+            return "no_video_stream"
+        return "no_audio_track" if clip is None or clip.audio is None else "too_short_audio"
+
+    def encode(self, transcript: str | None, clip: DecodedClip | None, modalities=None, answer: str | None = None) -> dict:
+        """One clip -> processor outputs with a batch dimension of 1, plus `use_audio_in_video` and `modalities`.
+
+        `modalities` defaults to the settings'; a modality that the clip cannot provide raises a `ValueError`
+        (callers that accept partial clips pass `available_modalities(...)`). `answer` appends an assistant turn
+        (the generative readout's fine-tuning).
+        """
+        modalities = parse_modalities(modalities or self.settings.modalities)
+        if ("audio" in modalities or "video" in modalities) and clip is None:
+            raise ValueError(f"modalities {'+'.join(modalities)} need a decoded clip, got none.")
+        transcript = self.clean_transcript(transcript)
+        available = self.available_modalities(clip, transcript, modalities)
+        missing = [name for name in modalities if name not in available]
+        if missing:
+            reasons = ", ".join(f"{name} ({self.missing_modality_reason(clip, name)})" for name in missing)
+            raise ValueError(f"the clip cannot provide {reasons}, which the model reads.")
+
+        conversation = build_conversation(transcript, modalities, self.settings, self.score_range)
+        prompt = self.processor.apply_chat_template(conversation, add_generation_prompt=True, tokenize=False)
+        if answer is not None:
+            prompt = f"{prompt}{answer}{self.processor.tokenizer.eos_token}"
+
+        processor_kwargs = {"text": [prompt], "return_tensors": "pt", "padding": False}
+        use_audio_in_video = "audio" in modalities and "video" in modalities
+        if "video" in modalities:
+            processor_kwargs["videos"] = [clip.frames]
+            processor_kwargs["videos_kwargs"] = {
+                "fps": float(clip.fps),
+                "do_sample_frames": False,
+                "cap_pixels_per_frame": True,
+                "size": {"shortest_edge": self.settings.min_pixels, "longest_edge": self.settings.max_pixels},
+            }
+        if "audio" in modalities:
+            processor_kwargs["audio"] = [clip.audio]
+            processor_kwargs["audio_kwargs"] = {"sampling_rate": self.settings.audio_sampling_rate}
+            if getattr(self.processor, "audio_kwargs", {}).get("padding") is not True:
+                # Qwen2.5-Omni pads every clip to the extractor's chunk_length (300 s when released): size it to
+                # the clip instead. (Qwen3-Omni's processor already pads to the longest clip only.)
+                processor_kwargs["audio_kwargs"]["max_length"] = self.feature_samples(len(clip.audio))
+        if use_audio_in_video:
+            processor_kwargs["load_audio_from_video"] = True
+            processor_kwargs["audio_from_video_indices"] = [0]
+        encoded = dict(self.processor(**processor_kwargs))
+        encoded.pop("num_audio_tokens", None)
+        encoded["use_audio_in_video"] = use_audio_in_video
+        encoded["modalities"] = modalities
+        return encoded
+
+    def feature_samples(self, num_samples: int) -> int:
+        """Samples the feature extractor pads to: the clip rounded up to whole feature frames, plus one frame of
+        silence, which makes every feature inside the attention mask equal to the fully padded (300 s) extractor's."""
+        hop = self.processor.feature_extractor.hop_length
+        return min((int(math.ceil(num_samples / hop)) + 1) * hop, self.processor.feature_extractor.n_samples)
+
+    def collate(self, encoded_clips: list[dict], labels=None) -> BatchFeature:
+        """Left-pads token rows, pads audio features in time, concatenates media tensors. One modality set per batch."""
+        modality_sets = {clip["modalities"] for clip in encoded_clips}
+        if len(modality_sets) != 1:
+            raise ValueError(f"a batch must use one set of modalities, got {sorted(modality_sets)}.")
+        max_length = max(clip["input_ids"].shape[1] for clip in encoded_clips)
+        input_ids = torch.full((len(encoded_clips), max_length), self.pad_token_id, dtype=torch.long)
+        attention_mask = torch.zeros((len(encoded_clips), max_length), dtype=torch.long)
+        for row, clip in enumerate(encoded_clips):
+            length = clip["input_ids"].shape[1]
+            input_ids[row, max_length - length :] = clip["input_ids"][0]
+            attention_mask[row, max_length - length :] = clip["attention_mask"][0]
+        batch = {"input_ids": input_ids, "attention_mask": attention_mask}  # (batch, seq)
+        if "input_features" in encoded_clips[0]:
+            frames = max(clip["input_features"].shape[-1] for clip in encoded_clips)
+            batch["input_features"] = torch.cat(
+                [torch.nn.functional.pad(clip["input_features"], (0, frames - clip["input_features"].shape[-1]))
+                 for clip in encoded_clips]
+            )  # (batch, mel, frames)
+            batch["feature_attention_mask"] = torch.cat(
+                [torch.nn.functional.pad(clip["feature_attention_mask"], (0, frames - clip["feature_attention_mask"].shape[-1]))
+                 for clip in encoded_clips]
+            )  # (batch, frames)
+        for key in ("pixel_values_videos", "video_grid_thw"):
+            if key in encoded_clips[0]:
+                batch[key] = torch.cat([clip[key] for clip in encoded_clips], dim=0)
+        if "video_second_per_grid" in encoded_clips[0]:
+            batch["video_second_per_grid"] = torch.cat(
+                [torch.as_tensor(clip["video_second_per_grid"], dtype=torch.float) for clip in encoded_clips]
+            )
+        batch["use_audio_in_video"] = encoded_clips[0]["use_audio_in_video"]
+        if labels is not None:
+            batch["labels"] = torch.tensor(np.asarray(labels, dtype=np.float32))
+        return BatchFeature(batch)
+
+    def encode_batch(self, transcripts, media_paths, labels=None, modalities=None) -> BatchFeature:
+        """Paths + transcripts -> one padded batch (decodes through the media cache)."""
+        modalities = parse_modalities(modalities or self.settings.modalities)
+        needs_media = ("audio" in modalities) or ("video" in modalities)
+        encoded = [
+            self.encode(transcript, self.decode(path) if needs_media else None, modalities)
+            for transcript, path in zip(transcripts, media_paths)
+        ]
+        return self.collate(encoded, labels)
+
+    def __call__(self, features: list[dict]) -> BatchFeature:
+        """Trainer collator over dataset rows with `text`, `media_path` and `label`."""
+        labels = [feature["label"] for feature in features] if "label" in features[0] else None
+        return self.encode_batch(
+            [feature["text"] for feature in features], [feature["media_path"] for feature in features], labels
+        )
+
+
+def model_inputs(batch, device=None) -> dict:
+    """The batch as keyword arguments of the model's forward, tensors moved to `device`."""
+    return {
+        key: value.to(device) if isinstance(value, torch.Tensor) and device is not None else value
+        for key, value in batch.items()
+    }
+
+
+__all__ = [
+    "ClipEncoder", "DecodedClip", "MediaError", "MediaSettings", "ProcessingSettings", "decode_clip",
+    "build_conversation", "parse_modalities", "modality_tag", "model_inputs",
+]
