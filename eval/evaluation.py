@@ -1,10 +1,11 @@
 """`omni-regressor evaluate`: a saved regressor on one split of a dataset -> predictions, MMSA metrics and plots.
 
     omni-regressor evaluate --model runs/mosi/model --dataset_dir data/MOSI --split test --output_dir runs/mosi/eval
+    torchrun --nproc_per_node 4 --no-python omni-regressor evaluate ...      # the same metrics, split over processes
 
-Path: the model's config (processing settings, score range) -> `check_dataset` with those settings -> the
-`SentimentScorer` of prediction (same `ClipEncoder` as training) -> `predictions.csv`, `metrics.json` and three PNGs
-in `--output_dir`. `evaluate_model` is the Python API, shared with the comparison and sweep commands.
+Path: the model's saved settings -> the dataset checked with them (every clip decoded through the media cache) ->
+the streamed scoring of `omni-regressor predict` (same code, same scores) -> `predictions.csv`, `metrics.json` and
+three PNGs in `--output_dir`. `evaluate_model` is the Python API.
 """
 
 import csv
@@ -14,19 +15,16 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from transformers import HfArgumentParser
-
-from configuration_omni_regressor import OmniRegressorConfig
+from omni_regressor.arguments import OmniArgumentParser, ProcessingArguments, default_num_workers
 from omni_regressor.data import DATASET_FORMATS, SPLITS, ClipProblem, DataProblemsError, check_dataset, write_skipped
-from omni_regressor.inference import SentimentScorer
-from omni_regressor.media import default_cache_dir
-from omni_regressor.processing import ProcessingSettings
+from omni_regressor.data.records import write_csv_atomically
 
 from .metrics import DATASETS, _canonical_dataset, metrics_for_score_range, msa_regression_metrics
 from .plots import plot_confusion_matrix, plot_error_histogram, plot_scatter
 
 EVALUATION_SPLITS = (*SPLITS, "all")
 PREDICTIONS_FILE = "predictions.csv"
+PREDICTION_COLUMNS = ["video_id", "clip_id", "label", "prediction"]
 METRICS_FILE = "metrics.json"
 SKIPPED_FILE = "skipped_clips.csv"
 PLOT_FILES = {"scatter": "scatter.png", "confusion": "confusion_acc7.png", "error_histogram": "error_histogram.png"}
@@ -41,18 +39,22 @@ class EvaluateArguments:
     labels_csv: str | None = field(default=None, metadata={"help": "Labels CSV for --dataset_format cmu-sdk."})
     split: str = field(default="test", metadata={"help": "Split to evaluate (all = every split).", "choices": list(EVALUATION_SPLITS)})
     batch_size: int = field(default=8, metadata={"help": "Clips per forward pass."})
-    modalities: str | None = field(
-        default=None, metadata={"help": "Subset of text,audio,video (also T+A+V); None = the model's own, from its config."}
-    )
-    media_cache_dir: str | None = field(
-        default=None, metadata={"help": "Decoded-media cache (default: $OMNI_REGRESSOR_CACHE or ~/.cache/omni_regressor/media)."}
-    )
-    skip_bad_clips: bool = field(
-        default=False, metadata={"help": "Evaluate the usable clips and write the others to <output_dir>/skipped_clips.csv."}
-    )
-    metrics_dataset: str | None = field(
-        default=None, metadata={"help": "Metric set; None = from the model's score_range (sims for -1,1, else mosi).", "choices": list(DATASETS)}
-    )
+    num_workers: int | None = field(default=None, metadata={"help": "Worker processes that decode and encode clips."})
+    skip_bad_clips: bool = field(default=False, metadata={
+        "help": "Evaluate the usable clips and list the others in <output_dir>/skipped_clips.csv."})
+    metrics_dataset: str | None = field(default=None, metadata={
+        "help": "Metric set (default: from the model's score_range: sims for -1,1, else mosi).", "choices": list(DATASETS)})
+    overwrite: bool = field(default=False, metadata={"help": "Replace the outputs of an earlier evaluation in --output_dir."})
+
+    def validate(self):
+        if self.batch_size < 1:
+            raise ValueError(f"--batch_size must be at least 1, got {self.batch_size}.")
+        if not Path(self.dataset_dir).is_dir():
+            raise ValueError(f"--dataset_dir {self.dataset_dir}: no such folder.")
+        if Path(self.output_dir).is_file():
+            raise ValueError(f"--output_dir {self.output_dir} is a file.")
+        if (Path(self.output_dir) / METRICS_FILE).exists() and not self.overwrite:
+            raise ValueError(f"--output_dir {self.output_dir} already holds an evaluation; pass --overwrite to replace it.")
 
 
 def evaluate_model(
@@ -63,80 +65,100 @@ def evaluate_model(
     dataset_format: str = "mmsa",
     labels_csv=None,
     batch_size: int = 8,
-    modalities=None,
-    media_cache_dir=None,
+    processing: ProcessingArguments | None = None,
     skip_bad_clips: bool = False,
     metrics_dataset: str | None = None,
+    num_workers: int = 0,
     progress: bool = True,
-) -> dict:
-    """Scores every clip of `split` and writes the outputs; returns the `metrics.json` content.
+) -> dict | None:
+    """Scores every clip of `split` and writes the outputs; returns the `metrics.json` content (None on ranks > 0).
 
     Raises `DataProblemsError` when a clip of the split has a data problem (or cannot be scored) unless
     `skip_bad_clips`, in which case those clips are listed in `<output_dir>/skipped_clips.csv` and under "skipped".
     """
+    from transformers import AutoProcessor
+
+    from omni_regressor.inference import SentimentScorer, check_model_folder
+    from omni_regressor.run import RunError, saved_settings
+    from omni_regressor.streaming import (InputItem, barrier, init_distributed, partial_path, read_partial_rows,
+                                          shard, stream_scores, world)
+    from processing_omni_regressor import ProcessingSettings
+
     if split not in EVALUATION_SPLITS:
         raise ValueError(f"`split` must be one of {list(EVALUATION_SPLITS)}, got {split!r}.")
-    if batch_size < 1:
-        raise ValueError(f"`batch_size` must be a positive integer, got {batch_size!r}.")
+    processing = processing or ProcessingArguments()
+    check_model_folder(model_dir)
     output_dir = Path(output_dir).resolve()
+    from configuration_omni_regressor import OmniRegressorConfig
+
     config = OmniRegressorConfig.from_pretrained(model_dir)
-    settings = ProcessingSettings.from_config(config, modalities or None)
+    processor = AutoProcessor.from_pretrained(model_dir, trust_remote_code=True)
+    settings = processing.settings(saved_settings(model_dir) or ProcessingSettings()).resolve(processor)
     score_range = tuple(config.score_range)
     metrics_dataset = _canonical_dataset(metrics_dataset or metrics_for_score_range(score_range))
+    dist = init_distributed()
+    rank, world_size = world()
 
-    # 1. Data, checked with the settings the model decodes with, before the model is loaded.
+    # 1. Data, checked (decoded through the cache) with the settings the model decodes with, before it loads.
     records, problems = check_dataset(
-        dataset_dir,
-        dataset_format=dataset_format,
-        labels_csv=labels_csv,
-        settings=settings.media_settings(),
-        modalities=settings.modalities,
-        score_range=score_range,
+        dataset_dir, dataset_format=dataset_format, labels_csv=labels_csv, media_settings=settings.media_settings(),
+        modalities=settings.modalities, score_range=score_range, media_cache=processing.media_cache(),
+        num_workers=num_workers, progress=progress and rank == 0,
     )
     records, skipped = _split_records(records, problems, split)
     if skipped and not skip_bad_clips:
         raise DataProblemsError(skipped, root=dataset_dir)
     if not records and not skipped:
-        raise ValueError(f"{dataset_dir}: no clip has mode {split!r} (modes present must be among {list(SPLITS)}).")
+        raise RunError(f"{dataset_dir}: no clip has mode {split!r} (modes present must be among {list(SPLITS)}).")
 
-    # 2. Inference through the prediction path; a clip that cannot be scored is named, never dropped silently.
-    scorer = SentimentScorer.from_pretrained(
-        model_dir, modalities=settings.modalities, media_cache_dir=media_cache_dir or default_cache_dir()
-    )
+    # 2. Inference: the streamed path of `omni-regressor predict`, this rank's share of the clips.
+    overrides = {key: value for key, value in processing.overrides().items() if key != "modalities"}
+    scorer = SentimentScorer.from_pretrained(model_dir, modalities=settings.modalities,
+                                             media_cache_dir=processing.media_cache_dir, processing=overrides)
+    items = [InputItem(index, record.media_path, record.text) for index, record in enumerate(records)]
     started = time.perf_counter()
-    results = scorer.score_clips(
-        [record.media_path for record in records],
-        [record.text for record in records],
-        batch_size=batch_size,
-        allow_missing_modalities=False,
-        progress=progress,
-    )
+    rows = []
+    for item, result in stream_scores(scorer.model, scorer.encoder, shard(items, rank, world_size), batch_size,
+                                      num_workers, allow_missing_modalities=False, device=scorer.device):
+        rows.append({"index": item.index, "score": result.score, "error": result.error})
     inference_seconds = time.perf_counter() - started
+    if world_size > 1:
+        partial = partial_path(output_dir / PREDICTIONS_FILE, rank)
+        partial.parent.mkdir(parents=True, exist_ok=True)
+        partial.write_text("".join(json.dumps(row) + "\n" for row in rows))
+        barrier(dist)
+        if rank != 0:
+            barrier(dist)
+            return None
+        rows = read_partial_rows(output_dir / PREDICTIONS_FILE)
+        for path in output_dir.glob(f"{PREDICTIONS_FILE}.partial-*.jsonl"):
+            path.unlink()
+    results = {row["index"]: row for row in rows}
     unscored = [
-        ClipProblem(record.clip_id, "unreadable_file", f"{record.media_path}: {result.error}")
-        for record, result in zip(records, results)
-        if result.error is not None
+        ClipProblem(record.clip_id, "unreadable_file", f"{record.media_path}: {results[index]['error']}")
+        for index, record in enumerate(records) if results[index]["error"] is not None
     ]
     if unscored and not skip_bad_clips:
+        barrier(dist)
         raise DataProblemsError(unscored, root=dataset_dir)
     skipped += unscored
-    scored = [(record, result.score) for record, result in zip(records, results) if result.error is None]
+    scored = [(record, results[index]["score"]) for index, record in enumerate(records) if results[index]["error"] is None]
     if not scored:
+        barrier(dist)
         raise DataProblemsError(skipped, root=dataset_dir)
 
     # 3. Outputs.
-    clip_ids = [record.clip_id for record, _ in scored]
     labels = [record.label for record, _ in scored]
     predictions = [score for _, score in scored]
     metrics = msa_regression_metrics(predictions, labels, metrics_dataset)
-    files = {"predictions": str(write_predictions(output_dir / PREDICTIONS_FILE, clip_ids, labels, predictions))}
-    files["scatter"] = str(plot_scatter(labels, predictions, output_dir / PLOT_FILES["scatter"], score_range))
+    title = f"{Path(model_dir).resolve().name if Path(model_dir).exists() else model_dir}, {split} split"
+    title += f": MAE {_number(metrics['MAE'])}, Corr {_number(metrics['Corr'])}"
+    files = {"predictions": str(write_predictions(output_dir / PREDICTIONS_FILE, [record for record, _ in scored], predictions))}
+    files["scatter"] = str(plot_scatter(labels, predictions, output_dir / PLOT_FILES["scatter"], score_range, title=title))
     files["confusion"] = str(
-        plot_confusion_matrix(labels, predictions, output_dir / PLOT_FILES["confusion"], metrics_dataset)
+        plot_confusion_matrix(labels, predictions, output_dir / PLOT_FILES["confusion"], metrics_dataset, title=title)
     )
-    files["error_histogram"] = str(
-        plot_error_histogram(labels, predictions, output_dir / PLOT_FILES["error_histogram"])
-    )
+    files["error_histogram"] = str(plot_error_histogram(labels, predictions, output_dir / PLOT_FILES["error_histogram"], title=title))
     if skipped:
         files["skipped"] = str(write_skipped(skipped, output_dir / SKIPPED_FILE))
     files["metrics"] = str(output_dir / METRICS_FILE)
@@ -145,14 +167,18 @@ def evaluate_model(
         "metrics_dataset": metrics_dataset,
         "num_clips": len(scored),
         "split": split,
-        "model": str(Path(model_dir).resolve()),
+        "model": str(Path(model_dir).resolve()) if Path(model_dir).exists() else str(model_dir),
         "dataset_dir": str(Path(dataset_dir).resolve()),
         "modalities": list(settings.modalities),
-        "ms_per_clip": round(1000 * inference_seconds / len(records), 3),
+        "processes": world_size,
+        "ms_per_clip": round(1000 * inference_seconds * world_size / max(len(records), 1), 3),
         "skipped": [asdict(problem) for problem in skipped],
         "files": files,
     }
-    (output_dir / METRICS_FILE).write_text(json.dumps(report, indent=2) + "\n")
+    from omni_regressor.export import write_json
+
+    write_json(output_dir / METRICS_FILE, report)
+    barrier(dist)
     return report
 
 
@@ -169,23 +195,21 @@ def _split_records(records, problems, split):
     return [record for record in in_split if record.clip_id not in bad_ids], relevant
 
 
-def write_predictions(path, clip_ids, labels, predictions) -> Path:
-    """CSV with columns clip_id, label, prediction; floats written with `repr` so they read back bit for bit."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="", encoding="utf-8") as file:
-        writer = csv.writer(file)
-        writer.writerow(["clip_id", "label", "prediction"])
-        for clip_id, label, prediction in zip(clip_ids, labels, predictions):
-            writer.writerow([clip_id, repr(float(label)), repr(float(prediction))])
-    return path
+def write_predictions(path, records, predictions) -> Path:
+    """CSV with columns video_id, clip_id, label, prediction (MMSA's ids); floats written with `repr` so they read
+    back bit for bit. Written atomically."""
+    rows = [PREDICTION_COLUMNS] + [
+        [record.video_id, record.segment_id, repr(float(record.label)), repr(float(prediction))]
+        for record, prediction in zip(records, predictions)
+    ]
+    return write_csv_atomically(path, rows)
 
 
 def read_predictions(path) -> tuple[list[str], list[float], list[float]]:
-    """`predictions.csv` -> (clip ids as strings, labels, predictions)."""
+    """`predictions.csv` -> ("video_id/clip_id" ids as strings, labels, predictions)."""
     with open(path, newline="", encoding="utf-8") as file:
         rows = list(csv.DictReader(file))
-    clip_ids = [row["clip_id"] for row in rows]
+    clip_ids = [f"{row['video_id']}/{row['clip_id']}" for row in rows]
     return clip_ids, [float(row["label"]) for row in rows], [float(row["prediction"]) for row in rows]
 
 
@@ -195,8 +219,7 @@ def format_summary(report: dict) -> str:
     lines = [
         f"{report['split']} split: {report['num_clips']} clips ({'+'.join(report['modalities'])}), "
         f"{report['ms_per_clip']:.1f} ms/clip",
-        f"MAE {_number(report['MAE'])}  Corr {_number(report['Corr'])}  "
-        f"{accuracy_name} {_number(report[accuracy_key])}",
+        f"MAE {_number(report['MAE'])}  Corr {_number(report['Corr'])}  {accuracy_name} {_number(report[accuracy_key])}",
     ]
     if report["skipped"]:
         lines.append(f"skipped {len(report['skipped'])} clip(s): {report['files']['skipped']}")
@@ -210,19 +233,14 @@ def _number(value) -> str:
 
 
 def main(argv=None) -> int:
-    (args,) = HfArgumentParser(EvaluateArguments).parse_args_into_dataclasses(argv)
+    parser = OmniArgumentParser((EvaluateArguments, ProcessingArguments), prog="omni-regressor evaluate")
+    args, processing = parser.parse(argv)
     report = evaluate_model(
-        args.model,
-        args.dataset_dir,
-        split=args.split,
-        output_dir=args.output_dir,
-        dataset_format=args.dataset_format,
-        labels_csv=args.labels_csv,
-        batch_size=args.batch_size,
-        modalities=args.modalities,
-        media_cache_dir=args.media_cache_dir,
-        skip_bad_clips=args.skip_bad_clips,
-        metrics_dataset=args.metrics_dataset,
+        args.model, args.dataset_dir, split=args.split, output_dir=args.output_dir, dataset_format=args.dataset_format,
+        labels_csv=args.labels_csv, batch_size=args.batch_size, processing=processing,
+        skip_bad_clips=args.skip_bad_clips, metrics_dataset=args.metrics_dataset,
+        num_workers=default_num_workers() if args.num_workers is None else args.num_workers,
     )
-    print(format_summary(report))
+    if report is not None:
+        print(format_summary(report))
     return 0

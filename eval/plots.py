@@ -32,8 +32,9 @@ def sentiment_classes(values, dataset="mosi") -> tuple[np.ndarray, tuple[str, ..
     return classes, tuple(str(value) for value in range(-3, 4))
 
 
-def plot_scatter(labels, predictions, path, score_range=(-3.0, 3.0)) -> Path:
-    """Predicted vs true score with the identity line; both axes span `score_range`."""
+def plot_scatter(labels, predictions, path, score_range=(-3.0, 3.0), title: str | None = None) -> Path:
+    """Predicted vs true score with the identity line; both axes span `score_range`. `title` names the model,
+    split and headline metrics."""
     labels, predictions = _as_arrays(labels, predictions)
     low, high = (float(value) for value in score_range)
     figure = _figure()
@@ -45,12 +46,12 @@ def plot_scatter(labels, predictions, path, score_range=(-3.0, 3.0)) -> Path:
     axes.set_aspect("equal")
     axes.set_xlabel("true score")
     axes.set_ylabel("predicted score")
-    axes.set_title(f"Predicted vs true ({len(labels)} clips)")
+    axes.set_title(_title(f"Predicted vs true ({len(labels)} clips)", title), fontsize=9)
     axes.legend(loc="upper left")
     return _save(figure, path)
 
 
-def plot_confusion_matrix(labels, predictions, path, dataset="mosi") -> Path:
+def plot_confusion_matrix(labels, predictions, path, dataset="mosi", title: str | None = None) -> Path:
     """Counts of (true class, predicted class) over `sentiment_classes`; rows are true classes."""
     labels, predictions = _as_arrays(labels, predictions)
     true_classes, class_names = sentiment_classes(labels, dataset)
@@ -71,11 +72,11 @@ def plot_confusion_matrix(labels, predictions, path, dataset="mosi") -> Path:
     axes.set_xlabel("predicted class")
     axes.set_ylabel("true class")
     name = "Acc-3 classes" if _canonical_dataset(dataset) == "sims" else "Acc-7 classes"
-    axes.set_title(f"Confusion matrix ({name})")
+    axes.set_title(_title(f"Confusion matrix ({name})", title), fontsize=9)
     return _save(figure, path)
 
 
-def plot_error_histogram(labels, predictions, path) -> Path:
+def plot_error_histogram(labels, predictions, path, title: str | None = None) -> Path:
     """Histogram of prediction - label, with the mean error marked."""
     labels, predictions = _as_arrays(labels, predictions)
     errors = predictions - labels
@@ -86,9 +87,13 @@ def plot_error_histogram(labels, predictions, path) -> Path:
     axes.axvline(float(errors.mean()), color="tab:red", linewidth=1, label=f"mean error {errors.mean():+.3f}")
     axes.set_xlabel("prediction - label")
     axes.set_ylabel("clips")
-    axes.set_title("Prediction error")
+    axes.set_title(_title("Prediction error", title), fontsize=9)
     axes.legend(loc="upper right")
     return _save(figure, path)
+
+
+def _title(kind: str, context: str | None) -> str:
+    return f"{kind}\n{context}" if context else kind
 
 
 def _as_arrays(labels, predictions) -> tuple[np.ndarray, np.ndarray]:

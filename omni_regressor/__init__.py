@@ -1,6 +1,6 @@
-"""omni-regressor: continuous multimodal sentiment regression on the Qwen2.5-Omni Thinker."""
+"""omni-regressor: continuous multimodal sentiment regression on the Thinker of Qwen2.5-Omni and Qwen3-Omni."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 
 def __getattr__(name):

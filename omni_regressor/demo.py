@@ -10,7 +10,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from transformers import HfArgumentParser
 
 
 @dataclass
@@ -19,8 +18,9 @@ class DemoArguments:
     num_clips: int = field(default=60, metadata={"help": "Generated clips (60/20/20 train/valid/test)."})
     num_train_epochs: float = field(default=8.0, metadata={"help": "Training epochs."})
     modalities: str = field(default="text,audio,video", metadata={"help": "Modalities to train on."})
-    quantization: str = field(default="4bit", metadata={"help": "4bit or none."})
+    quantization: str = field(default="4bit", metadata={"help": "4bit or none.", "choices": ["4bit", "none"]})
     seed: int = field(default=0, metadata={"help": "Seed of the backbone, the data and the training."})
+    overwrite: bool = field(default=False, metadata={"help": "Run again into a non-empty --output_dir (its files are replaced)."})
 
 
 def training_flags(args: DemoArguments, backbone: Path, data: Path, run: Path) -> list[str]:
@@ -41,29 +41,36 @@ def training_flags(args: DemoArguments, backbone: Path, data: Path, run: Path) -
         "--warmup_steps", "5",
         "--logging_steps", "10",
         "--media_cache_dir", str(Path(args.output_dir) / "media-cache"),
+        # A low pixel budget (16 tokens per frame instead of the official 128..768): the demo clips are 64x48 and
+        # the CPU should finish in seconds. A memory/accuracy trade-off, one flag away (see the README).
+        "--min_pixels", str(28 * 28 * 4),
         "--max_pixels", str(28 * 28 * 16),
         "--seed", str(args.seed),
         "--save_total_limit", "1",
         "--disable_tqdm", "true",
+        "--results_dir", str(Path(args.output_dir) / "results"),
+        *(["--overwrite", "true"] if args.overwrite else []),
     ]
 
 
 def main(argv=None) -> int:
-    import train_with_trainer
-
+    from .arguments import OmniArgumentParser, parse_training_arguments
+    from .commands import refuse_to_overwrite
     from .data import check_dataset, write_demo_dataset
     from .inference import SentimentScorer
+    from .run import run_training
     from .tiny_backbone import write_tiny_backbone
 
-    (args,) = HfArgumentParser(DemoArguments).parse_args_into_dataclasses(argv)
+    (args,) = OmniArgumentParser(DemoArguments, prog="omni-regressor demo").parse(argv)
+    refuse_to_overwrite(args.output_dir, args.overwrite, "demo")
     started = time.perf_counter()
     output_dir = Path(args.output_dir)
     backbone = write_tiny_backbone(output_dir / "backbone", seed=args.seed)
     data = write_demo_dataset(output_dir / "data", num_clips=args.num_clips, seed=args.seed)
-    records, problems = check_dataset(data)
+    records, problems = check_dataset(data, full_decode=False, progress=False)
     print(f"[demo] data: {len(records)} clips, {len(problems)} problems ({data})")
 
-    summary = train_with_trainer.main(training_flags(args, backbone, data, output_dir / "run"))
+    summary = run_training(*parse_training_arguments(training_flags(args, backbone, data, output_dir / "run")))
     export_dir = Path(summary["export_dir"])
 
     test_clip = next(record for record in records if record.split == "test")

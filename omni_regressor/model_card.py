@@ -1,40 +1,55 @@
-"""The exported folder's README.md: a `huggingface_hub.ModelCard` with the test metrics in `model-index`."""
+"""Model cards of exported folders: `huggingface_hub.ModelCard` with the run's own settings and test metrics.
 
+Card metadata follows the Hub's conventions: a title (`model_name`), `base_model` only when it is a Hub id,
+`datasets` only when the user named them (`--dataset_name`), metric types from the standard set (`mae`, `pearsonr`,
+`accuracy`, `f1`) with MMSA's names as display names, the licence of the base model (or `--license`). Latency and
+memory are hardware facts: they go into the text, not into `model-index`. No `pipeline_tag`: no Hub task fits a
+multimodal regressor, and the text-classification widget would show a meaningless label, so the widget is off.
+"""
+
+import json
+import os
+import re
 from pathlib import Path
 
+import torch
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-CARD_TEMPLATE = """---
+from .model_setup import LORA_DEFAULTS
+
+# MMSA metric name -> (Hub metric type, display name).
+HUB_METRICS = {
+    "MAE": ("mae", "MAE"),
+    "Corr": ("pearsonr", "Corr"),
+    "Has0_acc_2": ("accuracy", "Acc-2 (has-0, Has0_acc_2)"),
+    "Has0_F1_score": ("f1", "F1 (has-0, Has0_F1_score)"),
+    "Non0_acc_2": ("accuracy", "Acc-2 (non-0, Non0_acc_2)"),
+    "Non0_F1_score": ("f1", "F1 (non-0, Non0_F1_score)"),
+    "Mult_acc_5": ("accuracy", "Acc-5 (Mult_acc_5)"),
+    "Mult_acc_7": ("accuracy", "Acc-7 (Mult_acc_7)"),
+    "Mult_acc_2": ("accuracy", "Acc-2 (Mult_acc_2)"),
+    "Mult_acc_3": ("accuracy", "Acc-3 (Mult_acc_3)"),
+    "F1_score": ("f1", "F1 (F1_score)"),
+}
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+TAGS = ["omni-regressor", "multimodal", "sentiment-analysis", "regression", "video", "audio", "custom_code"]
+
+MERGED_TEMPLATE = """---
 {{ card_data }}
 ---
 
 # {{ model_name }}
 
-A discriminative sentiment readout on the **Thinker of Qwen2.5-Omni** (`{{ base_model }}`): the final-layer hidden
-state of the last non-padding token goes through a small MLP head and gives a continuous score in
-[{{ score_low }}, {{ score_high }}] in one forward pass, without decoding text. Trained with QLoRA and the HF Trainer
-by [omni-regressor](https://github.com/omni-regressor/omni-regressor).
+A sentiment regressor on the **Thinker of {{ backbone_title }}**: the final-layer hidden state of the last
+non-padding token goes through a small MLP head and gives a continuous score in [{{ score_low }}, {{ score_high }}]
+in one forward pass, without decoding text. It reads {{ modalities }}. Trained with {{ method }} and the HF Trainer by
+[omni-regressor](https://github.com/omni-regressor/omni-regressor){{ base_note }}.
 
 ## How to use
 
-```python
-from transformers import AutoModel, AutoProcessor
-
-model = AutoModel.from_pretrained("{{ repo_or_path }}", trust_remote_code=True)  # the regressor, weights merged
-processor = AutoProcessor.from_pretrained("{{ repo_or_path }}", trust_remote_code=True)
+```bash
+pip install torch transformers av
 ```
-
-To score clips, the `omni-regressor` package (`pip install omni-regressor`) builds the inputs exactly as in
-training (modalities {{ modalities }}, fps, frames, pixel limits and prompt are read from `config.processing`):
-
-```python
-from omni_regressor import SentimentScorer
-
-scorer = SentimentScorer.from_pretrained("{{ repo_or_path }}")
-print(scorer.score(["clip.mp4"], transcripts=["I really liked this movie."]))  # one float per clip
-```
-
-The same path as a transformers pipeline (its code ships in this folder; it needs the package installed):
 
 ```python
 from transformers import pipeline
@@ -43,9 +58,21 @@ sentiment = pipeline("omni-sentiment-regression", model="{{ repo_or_path }}", tr
 print(sentiment("clip.mp4", transcript="I really liked this movie.")["score"])
 ```
 
-From the shell: `omni-regressor predict --model {{ repo_or_path }} clip.mp4 --transcript "..."`.
+The folder carries the code that decodes the clip (PyAV), builds the prompt and batches clips exactly as in
+training (`processing_omni_regressor.py`, settings in `config.processing`), so nothing else needs installing. A list
+of clips is scored in batches: `sentiment([{"path": "a.mp4", "transcript": "..."}, "b.mp4"], batch_size=8)`.
+The weights alone: `AutoModel.from_pretrained("{{ repo_or_path }}", trust_remote_code=True)`.
 
-## Results (test split of `{{ dataset_name }}`)
+## What the model sees
+
+| setting | value |
+|---|---|
+{% for name, value in inputs %}| {{ name }} | {{ value }} |
+{% endfor %}
+
+## Results
+
+Test split of {{ dataset_title }} ({{ num_test_clips }} clips){{ dataset_note }}:
 
 | metric | value |
 |---|---|
@@ -59,86 +86,264 @@ Predicting the training mean gives a test MAE of {{ mean_predictor_mae }}.
 |---|---|
 {% for name, value in hyperparameters %}| {{ name }} | {{ value }} |
 {% endfor %}
-Trainable parameters: {{ trainable_params }} of {{ total_params }} ({{ trainable_percent }} %). Peak memory:
-{{ peak_memory_mb }} MB ({{ memory_kind }}).
+Trainable parameters: {{ trainable_params }} of {{ total_params }} ({{ trainable_percent }} %).
+
+## Cost (measured on the training machine: {{ device }})
+
+Test pass: {{ ms_per_clip }} ms per clip at batch {{ eval_batch_size }}. Peak memory during training:
+{{ peak_memory_mb }} MB ({{ memory_kind }}). These depend on the hardware; they are not evaluation results.
 
 ## Limitations
 
-- Scores are calibrated to the label scale and annotation style of the training data ({{ dataset_name }}); other
-  domains, languages or recording conditions shift them.
-- Clips longer than `max_audio_seconds` ({{ max_audio_seconds }} s) are cut to that window; at most
+- Scores follow the label scale and annotation style of the training data; other domains, languages or recording
+  conditions shift them.
+- Clips longer than {{ max_audio_seconds }} s are cut to their first {{ max_audio_seconds }} s; at most
   {{ max_frames }} frames are seen per clip.
 - A model trained with text expects a transcript; without one it runs on the modalities it has, which it was not
   trained for.
+
+## Licence
+
+{{ license_note }}
 """
 
-METRIC_NAMES = {"MAE": "mae", "Corr": "pearsonr", "Has0_acc_2": "accuracy", "Non0_acc_2": "accuracy", "Mult_acc_7": "accuracy"}
+ADAPTER_TEMPLATE = """---
+{{ card_data }}
+---
+
+# {{ model_name }} (LoRA adapter)
+
+The LoRA adapter and regression head of an omni-regressor sentiment model on the **Thinker of {{ backbone_title }}**
+(see the merged model's card for results). This folder is its own base: its `config.json` is the regressor without
+weights, which loads the base checkpoint it names (`{{ base_model_name }}`) with this head's settings.
+
+## How to use
+
+```python
+from peft import AutoPeftModelForSequenceClassification
+
+model = AutoPeftModelForSequenceClassification.from_pretrained("{{ repo_or_path }}", trust_remote_code=True)
+```
+
+or, step by step:
+
+```python
+from peft import PeftModel
+from transformers import AutoModel
+
+base = AutoModel.from_pretrained("{{ repo_or_path }}", trust_remote_code=True)  # base weights, this config
+model = PeftModel.from_pretrained(base, "{{ repo_or_path }}")  # LoRA + trained head
+```
+
+`model.merge_and_unload()` gives the merged regressor. Scoring clips: the `omni-sentiment-regression` pipeline of
+the merged folder, or `pipeline_omni_regressor.py` in this folder.
+
+## Adapter
+
+| setting | value |
+|---|---|
+{% for name, value in hyperparameters %}| {{ name }} | {{ value }} |
+{% endfor %}
+
+## Licence
+
+{{ license_note }}
+"""
 
 
-def write_model_card(output_dir, base_model, dataset_name, summary, training_args, model_args) -> ModelCard:
-    import torch
+def _is_hub_id(value) -> bool:
+    return isinstance(value, str) and bool(HUB_ID.match(value)) and not os.path.exists(value)
 
-    test_metrics = {
-        key: value
-        for key, value in (summary.get("test_metrics") or {}).items()
-        if isinstance(value, (int, float)) and key not in ("loss", "runtime", "samples_per_second", "steps_per_second")
-    }
-    eval_results = [
-        EvalResult(
-            task_type="text-classification",
-            task_name="Multimodal sentiment regression",
-            dataset_type=dataset_name,
-            dataset_name=dataset_name,
-            dataset_split="test",
-            metric_type=METRIC_NAMES.get(name, name.lower()),
-            metric_name=name,
-            metric_value=float(value),
-        )
-        for name, value in test_metrics.items()
+
+def base_model_license(base_model: str | None) -> str | None:
+    """The `license` of the base model's card: a local folder's README.md, or the Hub's (through the local cache)."""
+    if not base_model:
+        return None
+    card_path = Path(base_model) / "README.md"
+    try:
+        if not card_path.is_file():
+            if not _is_hub_id(base_model):
+                return None
+            from huggingface_hub import hf_hub_download
+
+            card_path = Path(hf_hub_download(base_model, "README.md"))
+        return ModelCard.load(card_path).data.to_dict().get("license")
+    except Exception:  # noqa: BLE001 - offline, or no card: the licence is then unknown
+        return None
+
+
+def _number(value) -> str:
+    if value is None or (isinstance(value, float) and value != value):
+        return "nan"
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def _settings_rows(settings: dict) -> list[tuple[str, str]]:
+    factor = settings.get("image_factor") or 28
+    return [
+        ("modalities", ", ".join(settings["modalities"])),
+        ("frames", f"{settings['fps']:g} per second, {settings['min_frames']} to {settings['max_frames']} per clip"),
+        ("frame size", f"{settings['min_pixels'] // factor**2} to {settings['max_pixels'] // factor**2} tokens "
+                       f"({settings['min_pixels']} to {settings['max_pixels']} pixels, sides multiples of {factor})"),
+        ("audio", f"16 kHz mono, up to {settings['max_audio_seconds']:g} s, denoising: {settings['denoise']}"),
     ]
-    card_data = ModelCardData(
-        base_model=base_model,
-        datasets=[dataset_name],
-        library_name="transformers",
-        pipeline_tag="text-classification",
-        tags=["qwen2.5-omni", "multimodal", "sentiment-analysis", "regression", "qlora", "peft", "custom_code"],
-        model_name=f"omni-regressor-{dataset_name}",
-        eval_results=eval_results or None,
-        license="apache-2.0",
-    )
-    hyperparameters = [
+
+
+def _hyperparameters(context) -> list[tuple[str, str]]:
+    model_args, training_args = context.model_args, context.training_args
+    lora = model_args.lora_overrides()
+    rows = [
+        ("backbone", f"{context.backbone.name} (`{context.summary.get('base_model_name', model_args.model_name_or_path)}`)"),
         ("readout", model_args.readout),
-        ("quantization", model_args.quantization),
-        ("LoRA preset", model_args.lora_preset),
-        ("LoRA r / alpha / dropout", f"{model_args.lora_r or 32} / {model_args.lora_alpha or 32} / {model_args.lora_dropout if model_args.lora_dropout is not None else 0.1}"),
-        ("learning rate (LoRA / head)", f"{training_args.learning_rate} / {model_args.head_learning_rate}"),
-        ("epochs", training_args.num_train_epochs),
-        ("batch size per device", training_args.per_device_train_batch_size),
-        ("loss", f"{model_args.loss_type} on normalised labels (mean {summary['label_mean']:.4f}, std {summary['label_std']:.4f})"),
-        ("head", f"Linear(H, {model_args.head_hidden_size}) -> LayerNorm -> ReLU -> Dropout({model_args.head_dropout}) -> Linear(1)"),
-        ("modalities", ", ".join(summary["modalities"])),
-        ("seed", training_args.seed),
+        ("quantization", "NF4 4-bit, double quantisation, bf16 compute" if model_args.quantization == "4bit" else "none"),
     ]
+    if model_args.lora_preset != "none":
+        targets = lora["target_modules"] or context.backbone.lora_target_modules(model_args.lora_preset)
+        rows += [
+            ("LoRA preset", model_args.lora_preset),
+            ("LoRA r / alpha / dropout", " / ".join(
+                f"{lora[key] if lora[key] is not None else LORA_DEFAULTS[key]}" for key in ("r", "alpha", "dropout"))),
+            ("LoRA targets", ", ".join(targets) if isinstance(targets, list) else f"`{targets}`"),
+        ]
+    else:
+        rows.append(("fine-tuning", "full"))
+    rows += [
+        ("learning rate (LoRA / head)", f"{training_args.learning_rate:g} / {model_args.head_learning_rate:g}"),
+        ("epochs (best)", f"{training_args.num_train_epochs:g} ({_number(context.summary.get('best_epoch'))})"),
+        ("batch size per device", str(training_args.per_device_train_batch_size)),
+        ("loss", f"{model_args.loss_type} on normalised labels (mean {context.label_mean:.4f}, std {context.label_std:.4f})"),
+        ("head", f"Linear(H, {model_args.head_hidden_size}) -> LayerNorm -> ReLU -> Dropout({model_args.head_dropout:g}) -> Linear(1)"),
+        ("seed", str(training_args.seed)),
+    ]
+    return rows
+
+
+def _card_data(context, model_name: str, with_results: bool) -> tuple[ModelCardData, str, str]:
+    base_model = context.model_args.model_name_or_path
+    base_is_hub = _is_hub_id(base_model)
+    license_id = context.model_args.license or base_model_license(base_model)
+    dataset_name = context.data_args.dataset_name
+    eval_results = None
+    if with_results:
+        eval_results = [
+            EvalResult(
+                task_type="multimodal-sentiment-regression",
+                task_name="Multimodal sentiment regression",
+                dataset_type=dataset_name or Path(context.data_args.dataset_dir).name,
+                dataset_name=dataset_name or Path(context.data_args.dataset_dir).name,
+                dataset_split="test",
+                metric_type=HUB_METRICS[name][0],
+                metric_name=HUB_METRICS[name][1],
+                metric_value=float(value),
+            )
+            for name, value in (context.summary.get("test_metrics") or {}).items()
+            if name in HUB_METRICS and isinstance(value, (int, float)) and value == value
+        ] or None
+    data = ModelCardData(
+        model_name=model_name,
+        base_model=base_model if base_is_hub else None,
+        datasets=[dataset_name] if dataset_name else None,
+        library_name="transformers",
+        license=license_id,
+        tags=TAGS + [context.backbone.name],
+        eval_results=eval_results,
+        inference=False,
+    )
+    base_note = "" if base_is_hub else " (base: a local checkpoint, not on the Hub)"
+    license_note = (
+        f"`{license_id}`, the licence of the base model." if license_id and not context.model_args.license
+        else f"`{license_id}`." if license_id
+        else "Unknown: the base model's licence could not be read; check it before using or sharing this model."
+    )
+    return data, base_note, license_note
+
+
+def _model_name(context) -> str:
+    hub_id = getattr(context.training_args, "hub_model_id", None)
+    if hub_id:
+        return hub_id.split("/")[-1]
+    dataset = context.data_args.dataset_name or Path(context.data_args.dataset_dir).name
+    return f"omni-regressor-{context.backbone.name}-{Path(str(dataset)).name}"
+
+
+def write_model_card(output_dir, context) -> ModelCard:
+    """README.md of a merged (or fully fine-tuned) regressor folder."""
+    summary, settings = context.summary, context.summary.get("processing") or context.settings.to_dict()
+    model_name = _model_name(context)
+    card_data, base_note, license_note = _card_data(context, model_name, with_results=True)
+    metrics = summary.get("test_metrics") or {}
     parameters = summary["parameters"]
     card = ModelCard.from_template(
         card_data,
-        template_str=CARD_TEMPLATE,
-        base_model=base_model,
-        repo_or_path=getattr(training_args, "hub_model_id", None) or str(Path(output_dir).resolve()),
-        dataset_name=dataset_name,
-        score_low=summary["score_range"][0],
-        score_high=summary["score_range"][1],
-        modalities=", ".join(summary["modalities"]),
-        metrics=[(name, f"{value:.4f}") for name, value in test_metrics.items()],
-        mean_predictor_mae=f"{summary.get('mean_predictor_test_MAE', float('nan')):.4f}",
-        hyperparameters=hyperparameters,
+        template_str=MERGED_TEMPLATE,
+        model_name=model_name,
+        backbone_title="Qwen3-Omni" if context.backbone.name == "qwen3-omni" else "Qwen2.5-Omni",
+        score_low=f"{context.score_range[0]:g}",
+        score_high=f"{context.score_range[1]:g}",
+        modalities=", ".join(settings["modalities"]),
+        method="QLoRA" if context.model_args.quantization == "4bit" else (
+            "LoRA" if context.model_args.lora_preset != "none" else "full fine-tuning"),
+        base_note=base_note,
+        repo_or_path=getattr(context.training_args, "hub_model_id", None) or str(Path(output_dir).resolve()),
+        inputs=_settings_rows(settings),
+        dataset_title=f"`{context.data_args.dataset_name}`" if context.data_args.dataset_name else f"`{Path(context.data_args.dataset_dir).name}`",
+        dataset_note="" if context.data_args.dataset_name else " (a local dataset)",
+        num_test_clips=len(summary.get("test_predictions") or []),
+        metrics=[(HUB_METRICS.get(name, (None, name))[1], _number(value)) for name, value in metrics.items()
+                 if name in HUB_METRICS],
+        mean_predictor_mae=_number(summary.get("mean_predictor_test_MAE")),
+        hyperparameters=_hyperparameters(context),
         trainable_params=f"{parameters['trainable_params']:,}",
         total_params=f"{parameters['total_params']:,}",
         trainable_percent=parameters["trainable_percent"],
-        peak_memory_mb=summary["peak_memory_mb"],
-        memory_kind="CUDA max allocated" if torch.cuda.is_available() else "process peak RSS, CPU",
-        max_audio_seconds=summary.get("max_audio_seconds", 30.0),
-        max_frames=summary.get("max_frames", 16),
+        device=torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU",
+        ms_per_clip=_number(metrics.get("ms_per_clip")),
+        eval_batch_size=context.training_args.per_device_eval_batch_size,
+        peak_memory_mb=summary.get("peak_memory_mb"),
+        memory_kind="CUDA max allocated" if torch.cuda.is_available() else "process peak RSS",
+        max_audio_seconds=f"{settings['max_audio_seconds']:g}",
+        max_frames=settings["max_frames"],
+        license_note=license_note,
     )
     card.save(Path(output_dir) / "README.md")
     return card
+
+
+def write_adapter_card(adapter_dir, context) -> ModelCard:
+    """README.md of an adapter folder (replaces peft's placeholder card)."""
+    model_name = _model_name(context)
+    card_data, _, license_note = _card_data(context, model_name, with_results=False)
+    card_data.library_name = "peft"
+    card = ModelCard.from_template(
+        card_data,
+        template_str=ADAPTER_TEMPLATE,
+        model_name=model_name,
+        backbone_title="Qwen3-Omni" if context.backbone.name == "qwen3-omni" else "Qwen2.5-Omni",
+        base_model_name=context.model_args.model_name_or_path,
+        repo_or_path=str(Path(adapter_dir).resolve()),
+        hyperparameters=_hyperparameters(context),
+        license_note=license_note,
+    )
+    card.save(Path(adapter_dir) / "README.md")
+    return card
+
+
+def card_problems(card: ModelCard) -> list[str]:
+    """Offline checks of what the Hub's card validation requires of our metadata (the Hub endpoint needs network):
+    a title, known metric types, a Hub-id `base_model`, parseable `model-index`."""
+    data = card.data.to_dict()
+    problems = []
+    if not data.get("model_name") and not data.get("model-index"):
+        problems.append("no model name")
+    if data.get("base_model") and not _is_hub_id(data["base_model"]):
+        problems.append(f"base_model {data['base_model']!r} is not a Hub id")
+    for result in card.data.eval_results or []:
+        if result.metric_type not in {"mae", "pearsonr", "accuracy", "f1"}:
+            problems.append(f"non-standard metric type {result.metric_type!r}")
+    if "pipeline_tag" in data:
+        problems.append(f"pipeline_tag {data['pipeline_tag']!r} set")
+    try:
+        json.dumps(data)
+    except TypeError as error:
+        problems.append(f"metadata is not JSON-serialisable: {error}")
+    return problems

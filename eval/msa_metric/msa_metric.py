@@ -5,7 +5,7 @@ import datasets
 import evaluate
 import numpy as np
 
-from eval.metrics import msa_regression_metrics
+from omni_regressor.eval.metrics import msa_regression_metrics
 
 
 _DESCRIPTION = """\

@@ -8,10 +8,11 @@ One set of (4-bit) Thinker weights serves both readouts: the regressor's backbon
 - peak memory of each measurement (CUDA max allocated; process peak RSS on CPU, which only grows);
 - with `--train_step`: peak memory of one QLoRA training step (paper preset, batch 1).
 
-`--arch 7b --random_weights` builds the 7B-shaped Thinker with random weights (no download) and runs the same code.
+`--arch 7b --random_weights` (or `qwen3-omni-30b-a3b`) builds the Thinker of that shape with random weights (no
+download) and runs the same code. Processing flags are those of every command (official values by default).
 
     omni-regressor benchmark --arch tiny --random_weights --num_clips 8
-    omni-regressor benchmark --arch 7b --random_weights --quantization 4bit --max_frames 16 --train_step   # on a GPU
+    omni-regressor benchmark --arch 7b --random_weights --quantization 4bit --train_step   # on a GPU
 """
 
 import json
@@ -24,31 +25,44 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from transformers import HfArgumentParser, Qwen2_5OmniProcessor
+from transformers import AutoProcessor
 
 from configuration_omni_regressor import OmniRegressorConfig
-from modeling_omni_regressor import OmniRegressionHead, Qwen2_5OmniForSentimentRegression
-from omni_regressor.generative import load_thinker
-from omni_regressor.media import MediaCache, write_clip
-from omni_regressor.processing import ClipEncoder, ProcessingSettings, model_inputs, parse_modalities
-from omni_regressor.training import peak_memory_bytes
+from modeling_omni_regressor import OmniRegressionHead
+from processing_omni_regressor import ClipEncoder, ProcessingSettings, model_inputs
+
+from ..arguments import OmniArgumentParser, ProcessingArguments
+from ..backbones import ARCHITECTURES, backbone_of
+from ..media import MediaCache, write_clip
+from ..metering import peak_memory_bytes
+from ..readouts.generative import load_thinker
 
 
 @dataclass
 class BenchmarkArguments:
-    model_name_or_path: str | None = field(default=None, metadata={"help": "Original Qwen2.5-Omni checkpoint (or use --random_weights)."})
-    arch: str = field(default="tiny", metadata={"help": "With --random_weights: tiny, 3b or 7b."})
+    model_name_or_path: str | None = field(default=None, metadata={"help": "Original checkpoint (or use --random_weights)."})
+    arch: str = field(default="tiny", metadata={"help": "With --random_weights: the preset shape.", "choices": list(ARCHITECTURES)})
     random_weights: bool = field(default=False, metadata={"help": "Build the --arch Thinker with random weights (no download)."})
-    quantization: str = field(default="4bit", metadata={"help": "4bit or none."})
-    modalities: str = field(default="text,audio,video", metadata={"help": "Modalities of the benchmark clips."})
+    quantization: str = field(default="4bit", metadata={"help": "4bit or none.", "choices": ["4bit", "none"]})
     num_clips: int = field(default=8, metadata={"help": "Generated clips (the same batch for every measurement)."})
     clip_seconds: float = field(default=8.0, metadata={"help": "Length of each generated clip."})
-    max_frames: int = field(default=16, metadata={"help": "Frames per clip (16 = the reference recipe)."})
-    max_pixels: int = field(default=28 * 28 * 64, metadata={"help": "Upper bound of frame area."})
+    clip_size: str = field(default="640x360", metadata={"help": "Width x height of the generated clips."})
     answer_tokens: int = field(default=4, metadata={"help": "Tokens the generative readout decodes per clip (e.g. '-1.4' + end)."})
     repeats: int = field(default=3, metadata={"help": "Timed repetitions (the median is reported)."})
     train_step: bool = field(default=False, metadata={"help": "Also measure one QLoRA training step's peak memory."})
     output: str | None = field(default=None, metadata={"help": "Also write the JSON here."})
+
+    def validate(self):
+        if not self.random_weights and not self.model_name_or_path:
+            raise ValueError("pass --model_name_or_path or --random_weights (with --arch).")
+        if self.num_clips < 1 or self.repeats < 1 or self.answer_tokens < 1:
+            raise ValueError("--num_clips, --repeats and --answer_tokens must be at least 1.")
+        try:
+            width, height = (int(part) for part in self.clip_size.lower().split("x"))
+        except ValueError:
+            raise ValueError(f"--clip_size must be WIDTHxHEIGHT, got {self.clip_size!r}.") from None
+        if width < 2 or height < 2 or width % 2 or height % 2:
+            raise ValueError(f"--clip_size needs even sides of at least 2, got {self.clip_size!r}.")
 
 
 def reset_peak_memory():
@@ -75,22 +89,23 @@ def timed(function, repeats: int) -> float:
     return statistics.median(durations)
 
 
-def write_benchmark_clips(folder: Path, count: int, seconds: float, fps: float = 8.0) -> list[Path]:
+def write_benchmark_clips(folder: Path, count: int, seconds: float, size=(640, 360), fps: float = 8.0) -> list[Path]:
     rng = np.random.default_rng(0)
+    width, height = size
     paths = []
     for index in range(count):
-        frames = rng.integers(0, 255, size=(int(seconds * fps), 96, 128, 3), dtype=np.uint8)
+        frames = rng.integers(0, 255, size=(int(seconds * fps), height, width, 3), dtype=np.uint8)
         time_axis = np.arange(int(seconds * 16000)) / 16000
         audio = (0.2 * np.sin(2 * np.pi * (200 + 40 * index) * time_axis)).astype(np.float32)
         paths.append(write_clip(folder / f"clip_{index:02d}.mp4", frames, fps, audio, 16000))
     return paths
 
 
-def regressor_sharing_backbone(thinker) -> Qwen2_5OmniForSentimentRegression:
+def regressor_sharing_backbone(thinker, backbone):
     """A regressor whose backbone is the generative Thinker's own `model` (same weights, same memory)."""
     config = OmniRegressorConfig(thinker_config=thinker.config)
     with torch.device("meta"):
-        regressor = Qwen2_5OmniForSentimentRegression(config)
+        regressor = backbone.regressor_class(config)
     regressor.thinker = thinker.model
     device, dtype = thinker.lm_head.weight.device, thinker.lm_head.weight.dtype
     regressor.head = OmniRegressionHead(config.thinker_config.text_config.hidden_size, config.head_hidden_size, 0.0)
@@ -98,26 +113,24 @@ def regressor_sharing_backbone(thinker) -> Qwen2_5OmniForSentimentRegression:
     return regressor.eval()
 
 
-def run_benchmark(args: BenchmarkArguments) -> dict:
+def run_benchmark(args: BenchmarkArguments, processing: ProcessingArguments) -> dict:
     workdir = Path(tempfile.mkdtemp(prefix="omni-benchmark-"))
     if args.random_weights:
-        from omni_regressor.tiny_backbone import write_random_thinker
+        from ..tiny_backbone import write_random_thinker
 
-        backbone = write_random_thinker(args.arch, workdir / f"random-{args.arch}")
-    elif args.model_name_or_path:
-        backbone = args.model_name_or_path
+        source = write_random_thinker(args.arch, workdir / f"random-{args.arch}")
     else:
-        raise ValueError("Pass --model_name_or_path or --random_weights (with --arch).")
-
-    thinker = load_thinker(str(backbone), args.quantization).eval()
-    regressor = regressor_sharing_backbone(thinker)
-    settings = ProcessingSettings(
-        modalities=parse_modalities(args.modalities), max_frames=args.max_frames, max_pixels=args.max_pixels
-    )
-    encoder = ClipEncoder(Qwen2_5OmniProcessor.from_pretrained(backbone), settings, media_cache=MediaCache(None))
-    paths = write_benchmark_clips(workdir / "clips", args.num_clips, args.clip_seconds)
+        source = args.model_name_or_path
+    backbone = backbone_of(source)
+    thinker = load_thinker(str(source), backbone, args.quantization).eval()
+    regressor = regressor_sharing_backbone(thinker, backbone)
+    processor = AutoProcessor.from_pretrained(source)
+    encoder = ClipEncoder(processor, processing.settings(ProcessingSettings()), media_cache=MediaCache(None))
+    settings = encoder.settings
+    size = tuple(int(part) for part in args.clip_size.lower().split("x"))
+    paths = write_benchmark_clips(workdir / "clips", args.num_clips, args.clip_seconds, size)
     transcripts = ["i really loved this movie it was wonderful"] * len(paths)
-    clips = [encoder.decode(path) if {"audio", "video"} & set(settings.modalities) else None for path in paths]
+    clips = [encoder.decode(path) if encoder.needs_media else None for path in paths]
     encoded = [encoder.encode(text, clip) for text, clip in zip(transcripts, clips)]
     device = thinker.lm_head.weight.device
 
@@ -150,7 +163,9 @@ def run_benchmark(args: BenchmarkArguments) -> dict:
     clip_count = len(encoded)
     report = {
         "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
-        "arch": args.arch if args.random_weights else str(backbone),
+        "arch": args.arch if args.random_weights else str(source),
+        "backbone": backbone.name,
+        "processing": settings.to_dict(),
         "random_weights": args.random_weights,
         "quantization": args.quantization,
         "modalities": list(settings.modalities),
@@ -172,15 +187,16 @@ def run_benchmark(args: BenchmarkArguments) -> dict:
     report["generative_over_discriminative_latency"] = report["generative_ms_per_clip"] / report["discriminative_ms_per_clip"]
     report["batch8_over_batch1_throughput"] = report["batch8_clips_per_second"] / report["batch1_clips_per_second"]
     if args.train_step:
-        report["qlora_train_step_peak_memory_mb"] = round(train_step_peak_memory(backbone, args, encoder, encoded) / 2**20, 1)
+        del regressor, thinker
+        report["qlora_train_step_peak_memory_mb"] = round(train_step_peak_memory(source, backbone, args, encoded, encoder) / 2**20, 1)
     return report
 
 
-def train_step_peak_memory(backbone, args: BenchmarkArguments, encoder: ClipEncoder, encoded: list[dict]) -> int:
+def train_step_peak_memory(source, backbone, args: BenchmarkArguments, encoded: list[dict], encoder: ClipEncoder) -> int:
     """Peak memory of one QLoRA step (forward, backward, AdamW) at batch 1 with the paper preset."""
-    from omni_regressor.training import load_regressor_for_training
+    from ..readouts.discriminative import load_regressor_for_training
 
-    model = load_regressor_for_training(str(backbone), quantization=args.quantization, lora_preset="paper").train()
+    model = load_regressor_for_training(str(source), backbone, quantization=args.quantization).train()
     optimizer = torch.optim.AdamW([parameter for parameter in model.parameters() if parameter.requires_grad], lr=2e-4)
     device = next(parameter for parameter in model.parameters() if parameter.requires_grad).device
     reset_peak_memory()
@@ -192,8 +208,9 @@ def train_step_peak_memory(backbone, args: BenchmarkArguments, encoder: ClipEnco
 
 
 def main(argv=None) -> int:
-    (args,) = HfArgumentParser(BenchmarkArguments).parse_args_into_dataclasses(sys.argv[1:] if argv is None else argv)
-    report = run_benchmark(args)
+    parser = OmniArgumentParser((BenchmarkArguments, ProcessingArguments), prog="omni-regressor benchmark")
+    args, processing = parser.parse(sys.argv[1:] if argv is None else argv)
+    report = run_benchmark(args, processing)
     text = json.dumps(report, indent=2, default=float)
     if args.output:
         Path(args.output).write_text(text + "\n")

@@ -73,17 +73,19 @@ def _is_scale_echo(text, match, next_match, low, high):
     )
 
 
-def parse_scores(texts, score_range=(-3.0, 3.0), fallback=0.0):
+def parse_scores(texts, score_range=(-3.0, 3.0), fallback=0.0, truncated=None):
     """
     Scores for a list of generated answers, with the failure rates a report needs.
 
-    Each text goes through `parse_score`. An unparsable answer is scored as `fallback` (default 0.0, the neutral
-    point of the MOSI and SIMS scales; used as given, not clipped); a value outside `score_range` is clipped to it.
-    Both rates are over all `len(texts)` answers (0.0 for an empty list).
+    Each text goes through `parse_score`. An answer that hit the generation limit before its end-of-turn token
+    (`truncated[i]` True) is not trusted ("-1.5" cut after "-1" would read as -1.0): it is scored as `fallback` and
+    counted in `truncated_rate`. Of the others, an unparsable answer is scored as `fallback` (default 0.0, the
+    neutral point of the MOSI and SIMS scales; used as given, not clipped) and counted in `unparsable_rate`; a value
+    outside `score_range` is clipped to it. All rates are over all `len(texts)` answers (0.0 for an empty list).
 
     Returns:
-        `dict` with `scores` (`list[float]`, one per text), `unparsable_rate`, `out_of_range_rate`, `failures`
-        (`list` of `(index, text)` for the unparsable answers) and `fallback`.
+        `dict` with `scores` (`list[float]`, one per text), `unparsable_rate`, `truncated_rate`, `out_of_range_rate`,
+        `failures` (`list` of `(index, text)` for the unparsable answers) and `fallback`.
 
     Raises:
         `ValueError`: `score_range` is not `(low, high)` with finite `low < high`, or `fallback` is not finite.
@@ -100,10 +102,17 @@ def parse_scores(texts, score_range=(-3.0, 3.0), fallback=0.0):
         raise ValueError(f"score_range must be (low, high) with finite low < high, got {score_range!r}.")
     if not math.isfinite(fallback):
         raise ValueError(f"fallback must be a finite float (the score of unparsable answers), got {fallback!r}.")
-    scores, failures, num_out_of_range = [], [], 0
-    for index, text in enumerate(texts):
-        value = parse_score(text, score_range=(low, high))
-        if value is None:
+    texts = list(texts)
+    truncated = list(truncated) if truncated is not None else [False] * len(texts)
+    if len(truncated) != len(texts):
+        raise ValueError(f"truncated has {len(truncated)} flags for {len(texts)} answers.")
+    scores, failures, num_out_of_range, num_truncated = [], [], 0, 0
+    for index, (text, was_truncated) in enumerate(zip(texts, truncated)):
+        value = None if was_truncated else parse_score(text, score_range=(low, high))
+        if was_truncated:
+            num_truncated += 1
+            scores.append(float(fallback))
+        elif value is None:
             failures.append((index, text))
             scores.append(float(fallback))
         elif value < low or value > high:
@@ -115,36 +124,8 @@ def parse_scores(texts, score_range=(-3.0, 3.0), fallback=0.0):
     return {
         "scores": scores,
         "unparsable_rate": len(failures) / num_texts if num_texts else 0.0,
+        "truncated_rate": num_truncated / num_texts if num_texts else 0.0,
         "out_of_range_rate": num_out_of_range / num_texts if num_texts else 0.0,
         "failures": failures,
         "fallback": float(fallback),
-    }
-
-
-def evaluate_generative(model, encoder, rows, metrics_dataset="mosi", batch_size=8, max_new_tokens=8, fallback=0.0):
-    """Generates an answer per clip, parses it and scores it with the MMSA metrics.
-
-    Returns the metrics plus `unparsable_rate`, `out_of_range_rate`, `fallback` (the score given to unparsable
-    answers) and the raw `answers`, so that a table can show how often the readout failed, not only how well it did.
-    """
-    import numpy as np
-
-    from eval.metrics import msa_regression_metrics
-    from omni_regressor.generative import generate_for_rows
-    from omni_regressor.training import BatchTimer
-
-    rows = list(rows)
-    timer = BatchTimer()
-    answers = generate_for_rows(model, encoder, rows, batch_size=batch_size, max_new_tokens=max_new_tokens, timer=timer)
-    parsed = parse_scores(answers, score_range=encoder.score_range, fallback=fallback)
-    labels = np.asarray([row["label"] for row in rows], dtype=np.float64)
-    metrics = msa_regression_metrics(np.asarray(parsed["scores"]), labels, metrics_dataset)
-    return {
-        **metrics,
-        "unparsable_rate": parsed["unparsable_rate"],
-        "out_of_range_rate": parsed["out_of_range_rate"],
-        "fallback": parsed["fallback"],
-        "ms_per_clip": timer.ms_per_clip(len(rows)),
-        "predictions": parsed["scores"],
-        "answers": answers,
     }

@@ -1,0 +1,350 @@
+"""Command-line arguments of every command: one dataclass per concern, one parser that refuses bad values.
+
+`ProcessingArguments` (what the model sees) is shared by train, evaluate, predict, zero-shot, compare, sweep,
+benchmark, check-data and inspect-inputs, with its defaults in one place (`ProcessingSettings`). A bad value is one
+line on stderr naming the flag and exit status 2, before any model loads.
+"""
+
+import argparse
+import json
+import math
+import sys
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+from transformers import HfArgumentParser, TrainingArguments
+from transformers.trainer_utils import IntervalStrategy, SaveStrategy
+
+from processing_omni_regressor import DENOISERS, ProcessingSettings, parse_modalities
+
+from .backbones import LORA_PRESETS
+from .data import DATASET_FORMATS
+
+READOUT_NAMES = ("discriminative", "generative")
+QUANTIZATIONS = ("4bit", "none")
+LOSS_TYPES = ("l1", "mse", "huber")
+DEFAULTS = ProcessingSettings()
+
+
+def _help(text: str, **metadata) -> dict:
+    return {"help": text, **metadata}
+
+
+@dataclass
+class ProcessingArguments:
+    """What the model sees. Unset flags take the model's saved settings (evaluate, predict, ...) or, for a new run,
+    the official Qwen-Omni values."""
+
+    modalities: str | None = field(default=None, metadata=_help(
+        "Any non-empty subset of text,audio,video (also T+A+V). Default: the model's, or text,audio,video."))
+    fps: float | None = field(default=None, metadata=_help(f"Frames sampled per second of clip (default {DEFAULTS.fps:g})."))
+    min_frames: int | None = field(default=None, metadata=_help(
+        f"At least this many frames per clip; shorter clips repeat frames (default {DEFAULTS.min_frames})."))
+    max_frames: int | None = field(default=None, metadata=_help(
+        f"At most this many frames per clip; longer clips are sampled more sparsely (default {DEFAULTS.max_frames})."))
+    min_pixels: int | None = field(default=None, metadata=_help(
+        "Least area of a resized frame (default: 128 tokens' worth, 128*28*28 for Qwen2.5-Omni)."))
+    max_pixels: int | None = field(default=None, metadata=_help(
+        "Largest area of a resized frame (default: 768 tokens' worth, 768*28*28 for Qwen2.5-Omni). Lower budgets save "
+        "memory and time at some cost in visual detail."))
+    total_pixels: int | None = field(default=None, metadata=_help(
+        "Pixel budget of all frames of a clip together (default: the official 0.9 * 128000 tokens' worth)."))
+    max_audio_seconds: float | None = field(default=None, metadata=_help(
+        "Clips longer than this are cut to their first N seconds, frames and audio alike (default: the feature "
+        "extractor's limit, 300 s for the released models)."))
+    denoise: str | None = field(default=None, metadata=_help(
+        "Speech enhancement of the audio track before encoding (default none).", choices=list(DENOISERS)))
+    media_cache_dir: str | None = field(default=None, metadata=_help(
+        "Decoded-media cache (default: $OMNI_REGRESSOR_CACHE or ~/.cache/omni_regressor/media)."))
+
+    def validate(self):
+        if self.modalities is not None:
+            try:
+                parse_modalities(self.modalities)
+            except ValueError as error:
+                raise ValueError(f"--modalities: {error}") from None
+        _positive("fps", self.fps)
+        _positive("max_audio_seconds", self.max_audio_seconds)
+        for name in ("min_frames", "max_frames"):
+            _at_least(name, getattr(self, name), 2)
+        for name in ("min_pixels", "max_pixels", "total_pixels"):
+            _at_least(name, getattr(self, name), 16 * 16)
+        if self.min_frames and self.max_frames and self.min_frames > self.max_frames:
+            raise ValueError(f"--min_frames ({self.min_frames}) must not exceed --max_frames ({self.max_frames}).")
+        if self.min_pixels and self.max_pixels and self.min_pixels > self.max_pixels:
+            raise ValueError(f"--min_pixels ({self.min_pixels}) must not exceed --max_pixels ({self.max_pixels}).")
+
+    def overrides(self) -> dict:
+        """The settings given on the command line (unset flags left out)."""
+        values = {
+            name: getattr(self, name)
+            for name in ("fps", "min_frames", "max_frames", "min_pixels", "max_pixels", "total_pixels",
+                         "max_audio_seconds", "denoise")
+            if getattr(self, name) is not None
+        }
+        if self.modalities is not None:
+            values["modalities"] = parse_modalities(self.modalities)
+        return values
+
+    def settings(self, base: ProcessingSettings | None = None) -> ProcessingSettings:
+        """`base` (a saved model's settings; default: the official ones) with the given flags on top."""
+        return ProcessingSettings.from_dict({**(base or ProcessingSettings()).to_dict(), **self.overrides()})
+
+    def media_cache(self):
+        from .media import MediaCache, default_cache_dir
+
+        return MediaCache(self.media_cache_dir or default_cache_dir())
+
+
+@dataclass
+class ModelArguments:
+    model_name_or_path: str = field(metadata=_help(
+        "An original Qwen2.5-Omni or Qwen3-Omni checkpoint (Hub id or folder), or a saved regressor folder."))
+    readout: str = field(default="discriminative", metadata=_help(
+        "discriminative (regression head on the last hidden state) or generative (the score written as text).",
+        choices=list(READOUT_NAMES)))
+    quantization: str = field(default="4bit", metadata=_help(
+        "4bit (NF4, double quantisation, bf16 compute; towers and head unquantised) or none.", choices=list(QUANTIZATIONS)))
+    lora_preset: str = field(default="paper", metadata=_help(
+        "LoRA targets: paper (q/k/v/o/gate/up/down wherever they occur), language-only, attention-only (Qwen3-Omni), "
+        "or none (full fine-tuning, needs --quantization none).", choices=list(LORA_PRESETS)))
+    lora_r: int | None = field(default=None, metadata=_help("LoRA rank (preset: 32)."))
+    lora_alpha: int | None = field(default=None, metadata=_help("LoRA alpha (preset: 32)."))
+    lora_dropout: float | None = field(default=None, metadata=_help("LoRA dropout (preset: 0.1)."))
+    lora_target_modules: str | None = field(default=None, metadata=_help(
+        "Comma-separated module names, or one regex, replacing the preset's targets."))
+    upcast_frozen_weights: bool = field(default=False, metadata=_help(
+        "With 4bit: cast the unquantised frozen weights (towers, embeddings, norms) to fp32 as peft's "
+        "prepare_model_for_kbit_training does (+3.7 GB at 7B). Default: they stay in bf16."))
+    head_hidden_size: int = field(default=256, metadata=_help("Hidden width of the regression head."))
+    head_dropout: float = field(default=0.2, metadata=_help("Dropout inside the regression head, in [0, 1)."))
+    loss_type: str = field(default="l1", metadata=_help("Loss on normalised labels.", choices=list(LOSS_TYPES)))
+    head_learning_rate: float = field(default=1e-3, metadata=_help(
+        "Learning rate of the head (LoRA uses --learning_rate)."))
+    save_adapter_only: bool = field(default=False, metadata=_help(
+        "Write only adapter/ (LoRA + head + processor + regressor config naming the base), no merged model."))
+    early_stopping_patience: int | None = field(default=None, metadata=_help(
+        "Stop after this many evaluations without a better valid metric."))
+    max_new_tokens: int = field(default=32, metadata=_help(
+        "Generative readout: longest answer generated (it stops at the end-of-turn token before that)."))
+    license: str | None = field(default=None, metadata=_help(
+        "Licence of the exported model for its card (default: the base model's, read from its card if any)."))
+
+    def validate(self):
+        if self.lora_preset == "none" and self.quantization != "none":
+            raise ValueError("--lora_preset none (full fine-tuning) needs --quantization none: 4-bit weights do not train.")
+        _at_least("lora_r", self.lora_r, 1)
+        _at_least("lora_alpha", self.lora_alpha, 1)
+        _in_unit_interval("lora_dropout", self.lora_dropout)
+        _at_least("head_hidden_size", self.head_hidden_size, 1)
+        _in_unit_interval("head_dropout", self.head_dropout)
+        _non_negative("head_learning_rate", self.head_learning_rate)
+        _at_least("early_stopping_patience", self.early_stopping_patience, 1)
+        _at_least("max_new_tokens", self.max_new_tokens, 1)
+
+    def lora_overrides(self) -> dict:
+        targets = self.lora_target_modules
+        if targets is not None and "," in targets:
+            targets = [name.strip() for name in targets.split(",") if name.strip()]
+        return {"r": self.lora_r, "alpha": self.lora_alpha, "dropout": self.lora_dropout, "target_modules": targets}
+
+
+@dataclass
+class DataArguments:
+    dataset_dir: str = field(metadata=_help("Dataset root: MMSA layout (label.csv + Raw/) or CMU-SDK raw layout."))
+    dataset_format: str = field(default="mmsa", metadata=_help("Dataset layout.", choices=list(DATASET_FORMATS)))
+    labels_csv: str | None = field(default=None, metadata=_help("Labels CSV for --dataset_format cmu-sdk."))
+    score_range: str | None = field(default=None, metadata=_help(
+        "Label scale 'low,high' (default: -1,1 when every label is within it (CH-SIMS), else -3,3)."))
+    dataset_name: str | None = field(default=None, metadata=_help(
+        "Hub id of the dataset for the model card and results table (e.g. MOSI, MOSEI, CH-SIMS ids); default: none."))
+    skip_bad_clips: bool = field(default=False, metadata=_help(
+        "Train on the usable clips and list the others in <output_dir>/skipped_clips.csv."))
+
+    def validate(self):
+        parse_score_range(self.score_range)
+        if self.dataset_format == "cmu-sdk" and not self.labels_csv:
+            raise ValueError("--dataset_format cmu-sdk needs --labels_csv (a CSV with video_id, clip_id, label, mode).")
+        if not Path(self.dataset_dir).is_dir():
+            raise ValueError(f"--dataset_dir {self.dataset_dir}: no such folder.")
+
+
+@dataclass
+class OmniTrainingArguments(TrainingArguments):
+    learning_rate: float = field(default=2e-4, metadata=_help("Learning rate of the LoRA weights."))
+    num_train_epochs: float = field(default=3.0, metadata=_help("Training epochs."))
+    per_device_train_batch_size: int = field(default=4, metadata=_help("Batch size per device for training."))
+    per_device_eval_batch_size: int = field(default=8, metadata=_help("Batch size per device for evaluation."))
+    eval_strategy: IntervalStrategy | str = field(default="epoch", metadata=_help("When to evaluate on the valid split."))
+    save_strategy: SaveStrategy | str = field(default="epoch", metadata=_help("When to save checkpoints."))
+    save_total_limit: int | None = field(default=2, metadata=_help("Checkpoints kept (the best is always kept)."))
+    load_best_model_at_end: bool = field(default=True, metadata=_help("Restore the epoch with the best valid metric."))
+    metric_for_best_model: str | None = field(default=None, metadata=_help(
+        "Metric that picks the best checkpoint (default: the readout's: MAE, or the answer loss for generative)."))
+    greater_is_better: bool | None = field(default=False, metadata=_help("Lower is better for MAE and loss."))
+    remove_unused_columns: bool = field(default=False, metadata=_help("Kept False: the collator reads text and media paths."))
+    logging_steps: float = field(default=10, metadata=_help("Log every N steps."))
+    dataloader_num_workers: int | None = field(default=None, metadata=_help(
+        "Worker processes that decode and encode clips (default: up to 4, one core left for the main process; 0 on "
+        "single-core machines)."))
+    results_dir: str | None = field(default=None, metadata=_help(
+        "Append this run's test metrics to <results_dir>/<dataset>.csv (default: results/ beside --output_dir; "
+        "'none' to skip)."))
+    overwrite: bool = field(default=False, metadata=_help(
+        "Replace a finished run in --output_dir (default: refuse; an interrupted run continues with "
+        "--resume_from_checkpoint last)."))
+
+    def __post_init__(self):
+        # Activation checkpointing inside the Thinker is on unless switched off with either the new flag or its
+        # deprecated alias `--gradient_checkpointing`.
+        if self.activation_checkpointing is None and self.gradient_checkpointing is None:
+            self.activation_checkpointing = True
+        if self.dataloader_num_workers is None:
+            self.dataloader_num_workers = default_num_workers()
+        super().__post_init__()
+
+    def validate(self):
+        _at_least("per_device_train_batch_size", self.per_device_train_batch_size, 1)
+        _at_least("per_device_eval_batch_size", self.per_device_eval_batch_size, 1)
+        _at_least("dataloader_num_workers", self.dataloader_num_workers, 0)
+        _non_negative("learning_rate", self.learning_rate)
+        if self.push_to_hub and not self.hub_model_id:
+            raise ValueError("--push_to_hub needs --hub_model_id (the Hub repository to create or update).")
+        if self.max_steps is not None and self.max_steps > 0:
+            return
+        if not (self.num_train_epochs > 0 and math.isfinite(self.num_train_epochs)):
+            raise ValueError(f"--num_train_epochs must be positive, got {self.num_train_epochs:g} (or set --max_steps).")
+
+
+def default_num_workers() -> int:
+    import os
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(0, min(4, cores - 1))
+
+
+def parse_score_range(value: str | None):
+    if value is None:
+        return None
+    try:
+        low, high = (float(part) for part in str(value).split(","))
+    except ValueError:
+        raise ValueError(f"--score_range must be 'low,high' (e.g. -3,3), got {value!r}.") from None
+    if not (math.isfinite(low) and math.isfinite(high) and low < high):
+        raise ValueError(f"--score_range must be 'low,high' with low < high, got {value!r}.")
+    return (low, high)
+
+
+def _positive(name, value):
+    if value is not None and not (value > 0 and math.isfinite(value)):
+        raise ValueError(f"--{name} must be a positive number, got {value!r}.")
+
+
+def _non_negative(name, value):
+    if value is not None and not (value >= 0 and math.isfinite(value)):
+        raise ValueError(f"--{name} must be zero or more, got {value!r}.")
+
+
+def _at_least(name, value, minimum):
+    if value is not None and value < minimum:
+        raise ValueError(f"--{name} must be at least {minimum}, got {value!r}.")
+
+
+def _in_unit_interval(name, value):
+    if value is not None and not 0.0 <= value < 1.0:
+        raise ValueError(f"--{name} must be in [0, 1), got {value!r}.")
+
+
+class OmniArgumentParser(HfArgumentParser):
+    """HfArgumentParser with one spelling per flag (underscores), no abbreviations, a JSON/YAML file of flags as
+    first argument (flags after it override it), and one-line errors (exit status 2) for bad values."""
+
+    def __init__(self, dataclass_types, prog: str, description: str | None = None, epilog: str | None = None):
+        super().__init__(dataclass_types, prog=prog, description=description, epilog=epilog, allow_abbrev=False,
+                         formatter_class=argparse.RawDescriptionHelpFormatter)
+        for action in self._actions:
+            dashed = [option for option in action.option_strings if option.startswith("--") and "-" in option[2:]]
+            for option in dashed:
+                action.option_strings.remove(option)
+                self._option_string_actions.pop(option, None)
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+    def parse(self, argv=None, positional: str | None = None, allow_remaining: bool = False):
+        """-> the dataclasses (validated), plus the remaining strings when `allow_remaining`.
+
+        `positional`: the name of a field that may also be given as the first bare argument (e.g. check-data ROOT).
+        """
+        argv = list(sys.argv[1:] if argv is None else argv)
+        if argv and argv[0].endswith((".json", ".yaml", ".yml")) and not argv[0].startswith("-"):
+            argv = self.flags_from_file(argv[0]) + argv[1:]
+        elif positional and argv and not argv[0].startswith("-"):
+            argv = [f"--{positional}", argv[0], *argv[1:]]
+        try:
+            parsed = self.parse_args_into_dataclasses(argv, return_remaining_strings=True, look_for_args_file=False)
+        except ValueError as error:  # a dataclass's own __post_init__ (e.g. TrainingArguments)
+            self.error(str(error).splitlines()[0])
+        *dataclasses, remaining = parsed
+        if remaining and not allow_remaining:
+            self.error(f"unrecognized arguments: {' '.join(remaining)}")
+        for instance in dataclasses:
+            try:
+                if hasattr(instance, "validate"):
+                    instance.validate()
+            except ValueError as error:
+                self.error(str(error))
+        return (*dataclasses, remaining) if allow_remaining else tuple(dataclasses)
+
+    def flags_from_file(self, path) -> list[str]:
+        path = Path(path)
+        if not path.is_file():
+            self.error(f"{path}: no such file (a JSON or YAML file of flags)")
+        try:
+            if path.suffix == ".json":
+                values = json.loads(path.read_text(encoding="utf-8"))
+            else:
+                import yaml
+
+                values = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except Exception as error:  # noqa: BLE001 - any parse error is the user's file
+            self.error(f"{path}: cannot read it ({type(error).__name__}: {error})")
+        if not isinstance(values, dict):
+            self.error(f"{path}: expected a mapping of flag names to values")
+        known = {option for action in self._actions for option in action.option_strings}
+        flags = []
+        for key, value in values.items():
+            flag = f"--{key}"
+            if flag not in known:
+                self.error(f"{path}: unknown key {key!r}")
+            if isinstance(value, bool):
+                flags.append(f"{flag}={str(value).lower()}")
+            elif isinstance(value, list):
+                flags += [flag, *map(str, value)]
+            elif value is not None:
+                flags.append(f"{flag}={value}")  # `--score_range=-1,1`: a value may start with "-"
+        return flags
+
+
+def training_parser(prog: str = "omni-regressor train") -> OmniArgumentParser:
+    return OmniArgumentParser(
+        (ModelArguments, DataArguments, ProcessingArguments, OmniTrainingArguments),
+        prog=prog,
+        description="Fine-tunes a sentiment readout on a Qwen-Omni Thinker with QLoRA and the HF Trainer, then exports "
+        "a Hub-ready folder. Flags may also come from a JSON or YAML file given first (later flags override it).",
+    )
+
+
+def parse_training_arguments(argv=None):
+    """-> (ModelArguments, DataArguments, ProcessingArguments, OmniTrainingArguments)."""
+    return training_parser().parse(argv)
+
+
+def dataclass_flag_names(*dataclass_types) -> set[str]:
+    return {f"--{item.name}" for dataclass_type in dataclass_types for item in fields(dataclass_type)}
+
+
+__all__ = [
+    "DataArguments", "ModelArguments", "OmniArgumentParser", "OmniTrainingArguments", "ProcessingArguments",
+    "parse_score_range", "parse_training_arguments", "training_parser",
+]

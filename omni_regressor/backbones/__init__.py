@@ -1,0 +1,73 @@
+"""Backbone registry: one `BackboneSpec` per family, found by name, by `model_type` or by a checkpoint folder.
+
+A new backbone is one module here (a `BackboneSpec`) and one entry in `BACKBONES`; its regressor class goes into
+`modeling_omni_regressor.py` (the Hub files stay self-contained).
+"""
+
+import json
+from pathlib import Path
+
+from .base import LORA_PROJECTIONS, BackboneSpec
+from .qwen2_5_omni import QWEN2_5_OMNI
+from .qwen3_omni import QWEN3_OMNI
+
+BACKBONES: dict[str, BackboneSpec] = {spec.name: spec for spec in (QWEN2_5_OMNI, QWEN3_OMNI)}
+LORA_PRESETS = tuple(sorted({preset for spec in BACKBONES.values() for preset in spec.lora_targets})) + ("none",)
+# `--arch` names: the Qwen2.5-Omni shapes keep their short names (tiny, 3b, 7b); Qwen3-Omni's are prefixed.
+ARCHITECTURES: dict[str, tuple[BackboneSpec, str]] = {
+    **{arch: (QWEN2_5_OMNI, arch) for arch in QWEN2_5_OMNI.architectures},
+    **{f"qwen3-omni-{arch}": (QWEN3_OMNI, arch) for arch in QWEN3_OMNI.architectures},
+}
+
+
+def get_backbone(name: str) -> BackboneSpec:
+    if name not in BACKBONES:
+        raise ValueError(f"unknown backbone {name!r}; choose one of {', '.join(BACKBONES)}.")
+    return BACKBONES[name]
+
+
+def backbone_for_model_type(model_type: str) -> BackboneSpec:
+    for spec in BACKBONES.values():
+        if model_type in spec.model_types:
+            return spec
+    known = ", ".join(model_type for spec in BACKBONES.values() for model_type in spec.model_types)
+    raise ValueError(f"model_type {model_type!r} is not a supported backbone ({known}).")
+
+
+def read_config_dict(model_name_or_path) -> dict:
+    """`config.json` of a local folder or a Hub id (downloaded through transformers' cache)."""
+    local = Path(model_name_or_path) / "config.json"
+    if local.is_file():
+        return json.loads(local.read_text(encoding="utf-8"))
+    from transformers import PretrainedConfig
+
+    config_dict, _ = PretrainedConfig.get_config_dict(str(model_name_or_path))
+    return config_dict
+
+
+def backbone_of(model_name_or_path) -> BackboneSpec:
+    """The backbone of an original checkpoint, a Thinker-only checkpoint or a saved regressor."""
+    config = read_config_dict(model_name_or_path)
+    model_type = config.get("model_type")
+    if model_type == "omni_regressor":
+        model_type = (config.get("thinker_config") or {}).get("model_type", "qwen2_5_omni_thinker")
+    return backbone_for_model_type(model_type)
+
+
+def architecture(arch: str) -> tuple[BackboneSpec, str]:
+    """`--arch` name -> (backbone, its preset name)."""
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"unknown --arch {arch!r}; choose one of {', '.join(ARCHITECTURES)}.")
+    return ARCHITECTURES[arch]
+
+
+def thinker_config_for(arch: str, **overrides):
+    """The Thinker config of an `--arch` name (e.g. `tiny`, `7b`, `qwen3-omni-30b-a3b`)."""
+    spec, preset = architecture(arch)
+    return spec.thinker_config(preset, **overrides)
+
+
+__all__ = [
+    "ARCHITECTURES", "BACKBONES", "LORA_PRESETS", "LORA_PROJECTIONS", "BackboneSpec", "architecture", "backbone_for_model_type",
+    "backbone_of", "get_backbone", "read_config_dict", "thinker_config_for",
+]

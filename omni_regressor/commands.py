@@ -1,0 +1,211 @@
+"""The small commands: each parses its flags (one dataclass), calls the library and prints one result.
+
+    omni-regressor params          parameter counts (and weight memory) of a preset shape, on the meta device
+    omni-regressor tiny-backbone   a tiny random released-layout checkpoint + processor
+    omni-regressor demo-data       a generated MMSA-layout dataset
+    omni-regressor check-data      every problem of a dataset, by clip id
+    omni-regressor inspect-inputs  what the model will see of one clip (tokens, frames, sizes, audio)
+    omni-regressor denoise         one file's audio track as the model hears it with --denoise deepfilternet
+"""
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .arguments import OmniArgumentParser, ProcessingArguments, parse_score_range
+from .backbones import ARCHITECTURES, BACKBONES, LORA_PRESETS
+from .data import DATASET_FORMATS
+
+
+class UsageError(ValueError):
+    """A user error: one line on stderr, exit status 2."""
+
+
+def refuse_to_overwrite(output_dir, overwrite: bool, what: str):
+    """Nothing is overwritten without --overwrite: a non-empty folder (or a file) is refused."""
+    path = Path(output_dir)
+    if path.is_file():
+        raise UsageError(f"--output_dir {path} is a file.")
+    if path.is_dir() and any(path.iterdir()) and not overwrite:
+        raise UsageError(f"--output_dir {path} is not empty; pass --overwrite to write the {what} into it anyway.")
+
+
+@dataclass
+class ParamsArguments:
+    arch: str = field(default="7b", metadata={"help": "Preset shape (built on the meta device).", "choices": list(ARCHITECTURES)})
+    lora_preset: str = field(default="paper", metadata={"help": "LoRA preset.", "choices": list(LORA_PRESETS)})
+    head_hidden_size: int = field(default=256, metadata={"help": "Hidden width of the regression head."})
+    memory: bool = field(default=False, metadata={"help": "Add the weight bytes by part after the QLoRA preparation."})
+    quantization: str = field(default="4bit", metadata={"help": "With --memory: 4bit or none.", "choices": ["4bit", "none"]})
+    upcast_frozen_weights: bool = field(default=False, metadata={"help": "With --memory: the fp32 frozen weights of peft's k-bit preparation."})
+
+
+def params_command(argv) -> int:
+    """Prints one JSON line: total, trainable, LoRA and head parameters (and with --memory, weight bytes by part)."""
+    from .parameters import params_report
+
+    (args,) = OmniArgumentParser(ParamsArguments, prog="omni-regressor params").parse(argv)
+    print(json.dumps(params_report(args.arch, args.lora_preset, args.head_hidden_size, args.memory, args.quantization,
+                                   args.upcast_frozen_weights)))
+    return 0
+
+
+@dataclass
+class TinyBackboneArguments:
+    output_dir: str = field(metadata={"help": "Folder for the tiny released-layout checkpoint + processor."})
+    backbone: str = field(default="qwen2.5-omni", metadata={"help": "Backbone family.", "choices": list(BACKBONES)})
+    tokenizer: str = field(default="small", metadata={
+        "help": "small (a 1k-token BPE, fast) or qwen (the released Qwen vocabulary; needs `pip install dashscope`).",
+        "choices": ["small", "qwen"]})
+    seed: int = field(default=0, metadata={"help": "Weight seed."})
+    overwrite: bool = field(default=False, metadata={"help": "Write into a non-empty --output_dir."})
+
+
+def tiny_backbone_command(argv) -> int:
+    """Writes a tiny random released-layout checkpoint (Qwen2.5-Omni or Qwen3-Omni) with its processor."""
+    from .tiny_backbone import write_tiny_backbone
+
+    (args,) = OmniArgumentParser(TinyBackboneArguments, prog="omni-regressor tiny-backbone").parse(argv)
+    refuse_to_overwrite(args.output_dir, args.overwrite, "checkpoint")
+    print(write_tiny_backbone(args.output_dir, seed=args.seed, backbone=args.backbone, tokenizer=args.tokenizer))
+    return 0
+
+
+@dataclass
+class DemoDataArguments:
+    output_dir: str = field(metadata={"help": "Folder for the generated MMSA-layout dataset."})
+    num_clips: int = field(default=48, metadata={"help": "Number of clips."})
+    seed: int = field(default=0, metadata={"help": "Seed of labels, wording, tones and frames."})
+    overwrite: bool = field(default=False, metadata={"help": "Write into a non-empty --output_dir."})
+
+    def validate(self):
+        if self.num_clips < 3:
+            raise ValueError(f"--num_clips must be at least 3 (train, valid and test), got {self.num_clips}.")
+
+
+def demo_data_command(argv) -> int:
+    """Writes a small MMSA-layout dataset of generated H.264 + AAC clips (labels learnable from each modality)."""
+    from .data import write_demo_dataset
+
+    (args,) = OmniArgumentParser(DemoDataArguments, prog="omni-regressor demo-data").parse(argv)
+    refuse_to_overwrite(args.output_dir, args.overwrite, "dataset")
+    print(write_demo_dataset(args.output_dir, num_clips=args.num_clips, seed=args.seed))
+    return 0
+
+
+@dataclass
+class CheckDataArguments:
+    dataset_dir: str = field(metadata={"help": "Dataset root (also accepted as the first bare argument)."})
+    dataset_format: str = field(default="mmsa", metadata={"help": "Dataset layout.", "choices": list(DATASET_FORMATS)})
+    labels_csv: str | None = field(default=None, metadata={"help": "Labels CSV for the cmu-sdk layout."})
+    score_range: str | None = field(default=None, metadata={"help": "Label scale 'low,high' (default: inferred)."})
+    model_name_or_path: str | None = field(default=None, metadata={
+        "help": "A checkpoint or saved regressor whose processor (and saved settings) decide the decoding; default: "
+        "the Qwen2.5-Omni processor's official settings."})
+    full_decode: bool = field(default=True, metadata={
+        "help": "Decode every clip completely, through the media cache (catches files cut after their header; a later "
+        "run then finds the clips decoded). --full_decode false reads headers only."})
+    num_workers: int = field(default=0, metadata={"help": "Worker processes that decode clips."})
+
+    def validate(self):
+        parse_score_range(self.score_range)
+        if not Path(self.dataset_dir).is_dir():
+            raise ValueError(f"--dataset_dir {self.dataset_dir}: no such folder.")
+
+
+def resolved_settings(processing_args: ProcessingArguments, model_name_or_path=None):
+    """The processing settings a command uses: the flags over a saved model's settings, resolved for its processor
+    (or, without a model, for the official Qwen2.5-Omni processor settings)."""
+    from processing_omni_regressor import ProcessingSettings
+
+    if model_name_or_path is None:
+        return processing_args.settings().resolve_for(image_factor=28, extractor_seconds=300.0), None
+    from transformers import AutoProcessor
+
+    from .run import saved_settings
+
+    processor = AutoProcessor.from_pretrained(model_name_or_path, trust_remote_code=True)
+    base = saved_settings(model_name_or_path) or ProcessingSettings()
+    return processing_args.settings(base).resolve(processor), processor
+
+
+def check_data_command(argv) -> int:
+    """Scans the labels and every media file; prints each problem by clip id and a summary. Exit 1 on any problem."""
+    from .data import check_dataset, format_problems
+
+    parser = OmniArgumentParser((CheckDataArguments, ProcessingArguments), prog="omni-regressor check-data")
+    args, processing_args = parser.parse(argv, positional="dataset_dir")
+    settings, _ = resolved_settings(processing_args, args.model_name_or_path)
+    records, problems = check_dataset(
+        args.dataset_dir,
+        dataset_format=args.dataset_format,
+        labels_csv=args.labels_csv,
+        media_settings=settings.media_settings(),
+        modalities=settings.modalities,
+        score_range=parse_score_range(args.score_range),
+        media_cache=processing_args.media_cache() if args.full_decode else None,
+        full_decode=args.full_decode,
+        num_workers=args.num_workers,
+    )
+    if problems:
+        print(format_problems(problems))
+    print(f"{len(records)} clips read, {len(problems)} problems.")
+    return 1 if problems else 0
+
+
+@dataclass
+class InspectArguments:
+    model: str = field(metadata={"help": "A base checkpoint (folder or Hub id) with its processor, or a saved regressor "
+                                         "(its saved settings apply; flags override them)."})
+    transcript: str | None = field(default=None, metadata={"help": "The clip's transcript (text modality)."})
+
+
+def inspect_inputs_command(argv) -> int:
+    """Prints one JSON object: what the model will see of one clip (tokens by kind, frames and their size, audio).
+
+    usage: omni-regressor inspect-inputs --model PATH CLIP [--transcript TEXT] [--modalities ...] [processing flags]
+    """
+    from processing_omni_regressor import ClipEncoder
+
+    parser = OmniArgumentParser((InspectArguments, ProcessingArguments), prog="omni-regressor inspect-inputs",
+                                description="CLIP: the media file to inspect (one bare argument).")
+    args, processing_args, remaining = parser.parse(argv, allow_remaining=True)
+    unknown = [token for token in remaining if token.startswith("-")]
+    if unknown or len(remaining) != 1:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}" if unknown else "give exactly one CLIP")
+    clip_path = remaining[0]
+    if not Path(clip_path).is_file():
+        raise UsageError(f"{clip_path}: no such file.")
+    settings, processor = resolved_settings(processing_args, args.model)
+    encoder = ClipEncoder(processor, settings)
+    clip = encoder.decode(clip_path) if encoder.needs_media else None
+    modalities = encoder.available_modalities(clip, args.transcript)
+    if not modalities:
+        raise UsageError(f"{clip_path}: no usable modality among {'+'.join(settings.modalities)}.")
+    encoded = encoder.encode(args.transcript, clip, modalities)
+    ids = encoded["input_ids"][0].tolist()
+    tokenizer = processor.tokenizer
+    audio_tokens = ids.count(tokenizer.convert_tokens_to_ids(tokenizer.audio_token))
+    video_tokens = ids.count(tokenizer.convert_tokens_to_ids(tokenizer.video_token))
+    has_video = "video" in modalities
+    report = {
+        "clip": clip_path,
+        "modalities": list(modalities),
+        "total_tokens": len(ids),
+        "text_tokens": len(ids) - audio_tokens - video_tokens,
+        "audio_tokens": audio_tokens,
+        "video_tokens": video_tokens,
+        "frames": int(clip.frames.shape[0]) if has_video else 0,
+        "frame_height": int(clip.frames.shape[1]) if has_video else None,
+        "frame_width": int(clip.frames.shape[2]) if has_video else None,
+        "fps": round(clip.fps, 4) if has_video else None,
+        "audio_seconds": round(len(clip.audio) / settings.audio_sampling_rate, 3) if "audio" in modalities else 0.0,
+        "audio_feature_frames": int(encoded["feature_attention_mask"].sum()) if "input_features" in encoded else 0,
+        "truncated": bool(clip.truncated) if clip is not None else False,
+        "denoise": settings.denoise,
+        "settings": {key: settings.to_dict()[key] for key in
+                     ("fps", "min_frames", "max_frames", "min_pixels", "max_pixels", "total_pixels", "max_audio_seconds")},
+    }
+    print(json.dumps(report))
+    return 0
+

@@ -1,0 +1,92 @@
+"""`omni-regressor zero-shot`: the base Thinker answers the scoring prompt; the answers are parsed and scored.
+
+    omni-regressor zero-shot --model_name_or_path Qwen/Qwen2.5-Omni-7B --dataset_dir MOSI --output_dir runs/zs
+
+The prompt, media settings and score range are those a fine-tuned run with the same flags would use.
+"""
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from transformers import AutoProcessor
+
+from omni_regressor.eval.metrics import metrics_for_score_range
+from processing_omni_regressor import ClipEncoder, ProcessingSettings
+
+from ..arguments import OmniArgumentParser, ProcessingArguments, parse_score_range
+from ..backbones import backbone_of
+from ..data import DATASET_FORMATS, SPLITS, DataProblemsError, check_dataset, infer_score_range, records_to_dataset_dict
+from ..export import write_json
+from ..metering import peak_memory_mb
+from ..readouts.generative import DEFAULT_MAX_NEW_TOKENS, evaluate_generative, load_thinker
+
+
+@dataclass
+class ZeroShotArguments:
+    model_name_or_path: str = field(metadata={"help": "An original Qwen2.5-Omni or Qwen3-Omni checkpoint (Hub id or folder)."})
+    dataset_dir: str = field(metadata={"help": "Dataset root (MMSA layout or CMU-SDK raw layout)."})
+    output_dir: str = field(metadata={"help": "Where zero_shot.json goes."})
+    dataset_format: str = field(default="mmsa", metadata={"help": "Dataset layout.", "choices": list(DATASET_FORMATS)})
+    labels_csv: str | None = field(default=None, metadata={"help": "Labels CSV for the cmu-sdk layout."})
+    split: str = field(default="test", metadata={"help": "Split to score.", "choices": list(SPLITS)})
+    score_range: str | None = field(default=None, metadata={"help": "Label scale 'low,high' (default: inferred)."})
+    quantization: str = field(default="4bit", metadata={"help": "4bit or none.", "choices": ["4bit", "none"]})
+    batch_size: int = field(default=8, metadata={"help": "Clips per generate call."})
+    max_new_tokens: int = field(default=DEFAULT_MAX_NEW_TOKENS, metadata={
+        "help": "Longest answer generated (generation stops at the end-of-turn token before that)."})
+
+    def validate(self):
+        parse_score_range(self.score_range)
+        if self.batch_size < 1 or self.max_new_tokens < 1:
+            raise ValueError("--batch_size and --max_new_tokens must be at least 1.")
+        if not Path(self.dataset_dir).is_dir():
+            raise ValueError(f"--dataset_dir {self.dataset_dir}: no such folder.")
+
+
+def run_zero_shot(args: ZeroShotArguments, processing: ProcessingArguments) -> dict:
+    backbone = backbone_of(args.model_name_or_path)
+    processor = AutoProcessor.from_pretrained(args.model_name_or_path)
+    settings = processing.settings(ProcessingSettings()).resolve(processor)
+    media_cache = processing.media_cache()
+    records, problems = check_dataset(
+        args.dataset_dir, args.dataset_format, args.labels_csv, settings.media_settings(), settings.modalities,
+        parse_score_range(args.score_range), media_cache=media_cache,
+    )
+    if problems:
+        raise DataProblemsError(problems, root=args.dataset_dir)
+    splits = records_to_dataset_dict(records)
+    if args.split not in splits:
+        raise ValueError(f"{args.dataset_dir}: no clip has mode {args.split!r}.")
+    score_range = parse_score_range(args.score_range) or infer_score_range(records)
+    encoder = ClipEncoder(processor, settings, score_range=score_range, media_cache=media_cache)
+    model = load_thinker(args.model_name_or_path, backbone, args.quantization)
+    rows = splits[args.split]
+    result = evaluate_generative(model, encoder, rows, metrics_for_score_range(score_range), args.batch_size,
+                                 args.max_new_tokens)
+    report = {
+        **result.metrics,
+        "readout": "generative (zero-shot)",
+        "split": args.split,
+        "num_clips": len(rows),
+        "modalities": list(settings.modalities),
+        "processing": settings.to_dict(),
+        "score_range": list(score_range),
+        "quantization": args.quantization,
+        "peak_memory_mb": peak_memory_mb(),
+        "predictions": result.predictions,
+        "answers": result.extras["answers"],
+        "truncated": result.extras["truncated"],
+        "clip_ids": list(rows["clip_id"]),
+    }
+    write_json(Path(args.output_dir) / "zero_shot.json", report)
+    return report
+
+
+def main(argv=None) -> int:
+    parser = OmniArgumentParser((ZeroShotArguments, ProcessingArguments), prog="omni-regressor zero-shot")
+    args, processing = parser.parse(argv)
+    report = run_zero_shot(args, processing)
+    print(json.dumps({key: value for key, value in report.items()
+                      if key not in ("answers", "predictions", "truncated", "clip_ids")}, default=float))
+    return 0

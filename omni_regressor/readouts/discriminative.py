@@ -1,0 +1,91 @@
+"""The discriminative readout: the final hidden state of the last non-padding token -> MLP head -> score."""
+
+from pathlib import Path
+
+import numpy as np
+
+from omni_regressor.eval.metrics import make_compute_metrics
+
+from ..export import merged_export, save_adapter_export, save_full_model
+from ..metering import BatchTimer
+from ..model_card import write_adapter_card, write_model_card
+from ..model_setup import load_kwargs_for, lora_config_for, prepare_for_training
+from .base import Readout, RunContext, TestResult
+
+
+def load_regressor_for_training(model_name_or_path, backbone, quantization="4bit", lora_preset="paper",
+                                lora_overrides=None, gradient_checkpointing=True, upcast_frozen_weights=False,
+                                **readout_kwargs):
+    """Regressor (original checkpoint or saved regressor) -> 4-bit/full -> LoRA, the head trained in full (fp32).
+
+    `readout_kwargs` are regressor config values (`head_hidden_size`, `label_mean`, `processing`, ...).
+    """
+    model = backbone.regressor_class.from_pretrained(
+        model_name_or_path, **load_kwargs_for(quantization, backbone.regressor_skip_modules()), **readout_kwargs
+    )
+    lora_config = lora_config_for(backbone, lora_preset, **(lora_overrides or {}), modules_to_save=["head"])
+    return prepare_for_training(
+        model,
+        quantized=quantization != "none",
+        lora_config=lora_config,
+        gradient_checkpointing=gradient_checkpointing,
+        upcast_frozen_weights=upcast_frozen_weights,
+        fp32_modules=["head"],
+    )
+
+
+class DiscriminativeReadout(Readout):
+    name = "discriminative"
+    metric_for_best_model = "MAE"
+
+    def load_model(self, context: RunContext):
+        model_args = context.model_args
+        return load_regressor_for_training(
+            model_args.model_name_or_path,
+            context.backbone,
+            quantization=model_args.quantization,
+            lora_preset=model_args.lora_preset,
+            lora_overrides=model_args.lora_overrides(),
+            gradient_checkpointing=context.training_args.activation_checkpointing,
+            upcast_frozen_weights=model_args.upcast_frozen_weights,
+            head_hidden_size=model_args.head_hidden_size,
+            head_dropout=model_args.head_dropout,
+            loss_type=model_args.loss_type,
+            label_mean=context.label_mean,
+            label_std=context.label_std,
+            score_range=context.score_range,
+            processing=context.settings.to_dict(),
+        )
+
+    def collator(self, encoder):
+        return encoder
+
+    def compute_metrics(self, context: RunContext):
+        return make_compute_metrics(context.metrics_dataset)
+
+    def head_learning_rate(self, context: RunContext) -> float:
+        return context.model_args.head_learning_rate
+
+    def test_pass(self, trainer, encoder, test_rows, context: RunContext) -> TestResult:
+        timer = BatchTimer()
+        trainer.add_callback(timer)
+        prediction = trainer.predict(test_rows, metric_key_prefix="test")
+        trainer.remove_callback(timer)
+        metrics = {key.removeprefix("test_"): value for key, value in prediction.metrics.items()}
+        metrics["ms_per_clip"] = timer.ms_per_clip(len(test_rows))
+        return TestResult(metrics, np.asarray(prediction.predictions).reshape(-1).tolist())
+
+    def export(self, trainer, encoder, context: RunContext) -> Path:
+        export_dir, adapter_dir = context.output_dir / "model", context.output_dir / "adapter"
+        if context.model_args.lora_preset == "none":
+            save_full_model(trainer, encoder, export_dir)
+            write_model_card(export_dir, context)
+            return export_dir
+        save_adapter_export(trainer, encoder, adapter_dir)
+        write_adapter_card(adapter_dir, context)
+        if context.model_args.save_adapter_only:
+            return adapter_dir
+        merged_export(adapter_dir, export_dir)
+        encoder.save_pretrained(export_dir)
+        write_model_card(export_dir, context)
+        return export_dir
