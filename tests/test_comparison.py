@@ -8,13 +8,13 @@ import torch
 from transformers import Qwen2_5OmniThinkerForConditionalGeneration
 
 import train_with_trainer
+from conftest import SMALL_PIXEL_FLAGS, SMALL_PIXELS, training_flags
 from omni_regressor.data import read_mmsa
-from omni_regressor.generative import GenerativeCollator, format_score
 from omni_regressor.media import MediaCache
-from omni_regressor.processing import ClipEncoder, ProcessingSettings
-from test_training import training_flags
+from omni_regressor.readouts.generative import GenerativeCollator, format_score
+from processing_omni_regressor import ClipEncoder, ProcessingSettings
 
-PARSE_STATISTICS = ("unparsable_rate", "out_of_range_rate", "fallback", "ms_per_clip")
+PARSE_STATISTICS = ("unparsable_rate", "truncated_rate", "out_of_range_rate", "fallback", "ms_per_clip")
 
 
 def small_run_flags(backbone, data, output_dir, *extra):
@@ -24,7 +24,7 @@ def small_run_flags(backbone, data, output_dir, *extra):
 
 def test_generative_collator_labels_only_the_written_score(tiny_processor, demo_dataset_dir):
     records = read_mmsa(demo_dataset_dir)[0][:3]
-    encoder = ClipEncoder(tiny_processor, ProcessingSettings(modalities=("text",)))
+    encoder = ClipEncoder(tiny_processor, ProcessingSettings(modalities=("text",), **SMALL_PIXELS))
     batch = GenerativeCollator(encoder)([{"text": r.text, "media_path": r.media_path, "label": r.label} for r in records])
     for row, record in enumerate(records):
         answer_ids = batch["input_ids"][row][batch["labels"][row] != -100]
@@ -37,21 +37,23 @@ def test_scores_are_written_with_one_decimal(label, text):
 
 
 def test_zero_shot_generative_readout_runs_end_to_end_and_reports_parse_statistics(tiny_backbone_dir, demo_dataset_dir, tmp_path):
-    from eval.zero_shot import main
+    from omni_regressor.experiments.zero_shot import main
 
     assert main([
         "--model_name_or_path", str(tiny_backbone_dir), "--dataset_dir", str(demo_dataset_dir),
-        "--output_dir", str(tmp_path), "--quantization", "4bit", "--max_pixels", str(28 * 28 * 16),
+        "--output_dir", str(tmp_path), "--quantization", "4bit", *SMALL_PIXEL_FLAGS,
         "--media_cache_dir", str(tmp_path / "cache"),
     ]) == 0
     result = json.loads((tmp_path / "zero_shot.json").read_text())
     test_clips = [record for record in read_mmsa(demo_dataset_dir)[0] if record.split == "test"]
     assert result["num_clips"] == len(test_clips) == len(result["answers"]) == len(result["predictions"])
     assert all(key in result for key in PARSE_STATISTICS) and 0.0 <= result["unparsable_rate"] <= 1.0
-    from eval.generative_readout import parse_score
+    from omni_regressor.eval.score_parsing import parse_score
 
-    unparsable = sum(parse_score(answer) is None for answer in result["answers"]) / len(result["answers"])
+    unparsable = sum(parse_score(answer) is None and not truncated
+                     for answer, truncated in zip(result["answers"], result["truncated"])) / len(result["answers"])
     assert result["unparsable_rate"] == pytest.approx(unparsable)
+    assert result["truncated_rate"] == pytest.approx(sum(result["truncated"]) / len(result["truncated"]))
     assert math.isfinite(result["MAE"])
 
 
@@ -73,24 +75,27 @@ def test_fine_tuned_generative_readout_trains_the_same_lora_and_exports_a_thinke
 
 
 def test_compare_writes_one_table_with_metrics_failures_latency_and_memory(tiny_backbone_dir, demo_dataset_dir, tmp_path):
-    from eval.compare import main
+    from omni_regressor.experiments.compare import main
 
-    flags = small_run_flags(tiny_backbone_dir, demo_dataset_dir, tmp_path / "compare")
+    flags = small_run_flags(tiny_backbone_dir, demo_dataset_dir, tmp_path / "compare", "--max_frames", "4", "--fps", "3")
     assert main(["--skip_generative_finetune", "true", *flags]) == 0
     rows = json.loads((tmp_path / "compare" / "comparison.json").read_text())
     assert [row["readout"] for row in rows] == ["discriminative (fine-tuned)", "generative (zero-shot)"]
     for row in rows:
         assert row["ms_per_clip"] > 0 and row["peak_memory_mb"] > 0 and "MAE" in row and "Mult_acc_7" in row
-    assert "unparsable_rate" in rows[1]
+    assert "unparsable_rate" in rows[1] and "truncated_rate" in rows[1]
+    # Every arm used the same settings: frames, fps, pixels, audio window, prompts, score range.
+    assert rows[0]["processing"] == rows[1]["processing"] and rows[0]["score_range"] == rows[1]["score_range"]
+    assert rows[0]["processing"]["max_frames"] == 4 and rows[0]["processing"]["fps"] == 3.0
     table = (tmp_path / "compare" / "comparison.md").read_text()
     assert table.count("\n") == 4 and "| discriminative (fine-tuned) |" in table and "unparsable_rate" in table
 
 
 def test_sweep_over_two_modality_sets_and_two_seeds_decodes_each_clip_once(tiny_backbone_dir, demo_dataset_dir, tmp_path):
-    from eval.sweep import main
+    from omni_regressor.experiments.sweep import main
 
     flags = small_run_flags(tiny_backbone_dir, demo_dataset_dir, tmp_path / "sweep")
-    assert main(["--modalities", "T,T+A", "--seeds", "1", "2", *flags]) == 0
+    assert main(["--modality_sets", "T,T+A", "--seeds", "1", "2", *flags]) == 0
     report = json.loads((tmp_path / "sweep" / "sweep.json").read_text())
     assert set(report["configurations"]) == {"T", "T+A"}
     assert all(len(metric["values"]) == 2 for metric in report["configurations"]["T+A"].values())
@@ -106,11 +111,12 @@ def test_sweep_over_two_modality_sets_and_two_seeds_decodes_each_clip_once(tiny_
 
 
 def test_benchmark_reports_both_readouts_measured_in_one_run(tmp_path):
-    from eval.benchmark import main
+    from omni_regressor.experiments.benchmark import main
 
     output = tmp_path / "benchmark.json"
     assert main(["--arch", "tiny", "--random_weights", "true", "--num_clips", "8", "--clip_seconds", "2",
-                 "--repeats", "1", "--train_step", "true", "--output", str(output)]) == 0
+                 "--clip_size", "128x96", *SMALL_PIXEL_FLAGS, "--repeats", "1", "--train_step", "true",
+                 "--output", str(output)]) == 0
     report = json.loads(output.read_text())
     for key in ("discriminative_ms_per_clip", "generative_ms_per_clip", "batch1_clips_per_second", "batch8_clips_per_second",
                 "generative_over_discriminative_latency", "batch8_over_batch1_throughput", "peak_memory_mb",
@@ -126,11 +132,13 @@ def test_benchmark_reports_both_readouts_measured_in_one_run(tmp_path):
 
 
 def test_benchmark_regressor_shares_the_generative_thinkers_weights(tiny_backbone_dir):
-    from eval.benchmark import regressor_sharing_backbone
-    from omni_regressor.generative import load_thinker
+    from omni_regressor.backbones import get_backbone
+    from omni_regressor.experiments.benchmark import regressor_sharing_backbone
+    from omni_regressor.readouts.generative import load_thinker
 
-    thinker = load_thinker(str(tiny_backbone_dir), "none")
-    regressor = regressor_sharing_backbone(thinker)
+    backbone = get_backbone("qwen2.5-omni")
+    thinker = load_thinker(str(tiny_backbone_dir), backbone, "none")
+    regressor = regressor_sharing_backbone(thinker, backbone)
     assert regressor.thinker is thinker.model
     assert not any(parameter.is_meta for parameter in regressor.parameters())
     ids = torch.tensor([[5, 6, 7]])
@@ -140,7 +148,7 @@ def test_benchmark_regressor_shares_the_generative_thinkers_weights(tiny_backbon
 
 
 def test_ms_per_clip_leaves_the_warm_up_batch_out():
-    from omni_regressor.training import BatchTimer
+    from omni_regressor.metering import BatchTimer
 
     timer = BatchTimer()
     timer.started, timer.batch_ends, timer.batch_sizes = 0.0, [5.0, 5.8, 6.6, 7.0], [8, 8, 8, 4]

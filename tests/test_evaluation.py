@@ -9,23 +9,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import train_with_trainer
-from eval.evaluation import evaluate_model, read_predictions
-from eval.metrics import msa_regression_metrics
-from eval.plots import sentiment_classes
+from omni_regressor.arguments import ProcessingArguments
 from omni_regressor.cli import main as cli_main
 from omni_regressor.data import read_mmsa
+from omni_regressor.eval.evaluation import evaluate_model, read_predictions
+from omni_regressor.eval.metrics import msa_regression_metrics
+from omni_regressor.eval.plots import sentiment_classes
 from omni_regressor.inference import SentimentScorer
-
-from test_training import training_flags
-
-
-@pytest.fixture(scope="module")
-def trained_export(tiny_backbone_dir, demo_dataset_dir, tmp_path_factory) -> Path:
-    output_dir = tmp_path_factory.mktemp("evaluate") / "run"
-    quick = ("--num_train_epochs", "1", "--quantization", "none")
-    train_with_trainer.main(training_flags(tiny_backbone_dir, demo_dataset_dir, output_dir, *quick))
-    return output_dir / "model"
 
 
 @pytest.fixture(scope="module")
@@ -42,8 +32,8 @@ def test_records(demo_dataset_dir):
 def evaluation(trained_export, demo_dataset_dir, media_cache_dir):
     output_dir = trained_export.parent / "eval-test"
     report = evaluate_model(
-        trained_export, demo_dataset_dir, split="test", output_dir=output_dir, media_cache_dir=media_cache_dir,
-        batch_size=3, progress=False,
+        trained_export, demo_dataset_dir, split="test", output_dir=output_dir,
+        processing=ProcessingArguments(media_cache_dir=str(media_cache_dir)), batch_size=3, progress=False,
     )
     return output_dir, report
 
@@ -55,7 +45,9 @@ def test_predictions_csv_has_one_row_per_test_clip_with_the_dataset_ids(evaluati
     assert all(clip_id.split("/")[1].startswith("00") for clip_id in clip_ids), "leading zeros must be kept"
     assert labels == [record.label for record in test_records]
     with open(output_dir / "predictions.csv", newline="") as file:
-        assert next(csv.reader(file)) == ["clip_id", "label", "prediction"]
+        rows = list(csv.reader(file))
+    assert rows[0] == ["video_id", "clip_id", "label", "prediction"]
+    assert [f"{row[0]}/{row[1]}" for row in rows[1:]] == [record.clip_id for record in test_records]
 
 
 def test_metrics_json_equals_msa_metrics_of_the_predictions_csv(evaluation, demo_dataset_dir, trained_export):
@@ -68,8 +60,14 @@ def test_metrics_json_equals_msa_metrics_of_the_predictions_csv(evaluation, demo
     assert saved["modalities"] == ["text", "audio", "video"] and saved["skipped"] == []
     assert saved["dataset_dir"] == str(Path(demo_dataset_dir).resolve())
     assert saved["model"] == str(trained_export.resolve())
-    assert saved["ms_per_clip"] > 0
+    assert saved["ms_per_clip"] > 0 and saved["processes"] == 1
     assert saved == report
+
+
+def test_the_summary_run_carries_test_clip_ids_beside_its_predictions(trained_run, test_records):
+    _, summary = trained_run
+    assert summary["test_clip_ids"] == [record.clip_id for record in test_records]
+    assert len(summary["test_predictions"]) == len(test_records)
 
 
 @pytest.mark.parametrize("name", ["scatter.png", "confusion_acc7.png", "error_histogram.png"])

@@ -5,7 +5,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from eval.metrics import (
+from omni_regressor.eval.metrics import (
     MOSI_METRIC_KEYS,
     PRIMARY_METRICS,
     SIMS_METRIC_KEYS,

@@ -1,4 +1,4 @@
-"""The regression model on the real Qwen2.5-Omni Thinker: readout, loss, checkpoint loading, Hub export."""
+"""The regression models on the real Qwen2.5-Omni and Qwen3-Omni Thinkers: readout, loss, loading, Hub export."""
 
 import json
 import os
@@ -12,18 +12,32 @@ import pytest
 import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
-from transformers import Qwen2_5OmniThinkerForConditionalGeneration
+from transformers import AutoProcessor, Qwen2_5OmniThinkerForConditionalGeneration
 
 from configuration_omni_regressor import OmniRegressorConfig
-from modeling_omni_regressor import Qwen2_5OmniForSentimentRegression
+from conftest import SMALL_PIXELS
+from modeling_omni_regressor import Qwen2_5OmniForSentimentRegression, Qwen3OmniMoeForSentimentRegression
+from omni_regressor.backbones import backbone_of
 from omni_regressor.media import MediaCache, write_clip
-from omni_regressor.processing import ClipEncoder, ProcessingSettings
+from processing_omni_regressor import ClipEncoder, ProcessingSettings
+
+BACKBONE_FIXTURES = ["tiny_backbone_dir", "tiny_qwen3_backbone_dir"]
 
 
 @pytest.fixture(scope="module")
 def regressor(tiny_backbone_dir):
     torch.manual_seed(0)
     return Qwen2_5OmniForSentimentRegression.from_pretrained(tiny_backbone_dir, head_hidden_size=16).eval()
+
+
+@pytest.fixture(scope="module", params=BACKBONE_FIXTURES, ids=["qwen2.5-omni", "qwen3-omni"])
+def backbone_regressor_and_encoder(request):
+    """(regressor, encoder) of each backbone, small frames."""
+    backbone_dir = request.getfixturevalue(request.param)
+    torch.manual_seed(0)
+    model = backbone_of(backbone_dir).regressor_class.from_pretrained(backbone_dir, head_hidden_size=16).eval()
+    encoder = ClipEncoder(AutoProcessor.from_pretrained(backbone_dir), ProcessingSettings(**SMALL_PIXELS), media_cache=MediaCache(None))
+    return model, encoder
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +59,7 @@ def clip_paths(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def clip_encoder(tiny_processor):
-    return ClipEncoder(tiny_processor, ProcessingSettings(min_pixels=28 * 28 * 4, max_pixels=28 * 28 * 16), media_cache=MediaCache(None))
+    return ClipEncoder(tiny_processor, ProcessingSettings(**SMALL_PIXELS), media_cache=MediaCache(None))
 
 
 TRANSCRIPTS = ["i really loved it", "it was terrible and boring, a waste of time", "okay"]
@@ -64,7 +78,8 @@ def right_padded(batch):
 
 
 @pytest.mark.parametrize("modalities", [("text",), ("text", "audio", "video")])
-def test_logits_do_not_depend_on_batch_composition_or_padding_side(regressor, clip_encoder, clip_paths, modalities):
+def test_logits_do_not_depend_on_batch_composition_or_padding_side(backbone_regressor_and_encoder, clip_paths, modalities):
+    regressor, clip_encoder = backbone_regressor_and_encoder
     encoded = [
         clip_encoder.encode(text, clip_encoder.decode(path), modalities) for text, path in zip(TRANSCRIPTS, clip_paths)
     ]
@@ -128,7 +143,7 @@ def test_predictions_are_returned_in_label_units_and_clamped_only_when_asked(tin
 
 
 def assert_thinker_equals_checkpoint(model, checkpoint_file):
-    """Every Thinker tensor of an original-layout checkpoint is in the model, unchanged."""
+    """Every Thinker tensor of an original-layout checkpoint is in the model, unchanged (experts included)."""
     state_dict = model.state_dict()
     checked = 0
     with safe_open(checkpoint_file, "pt") as source:
@@ -143,22 +158,42 @@ def assert_thinker_equals_checkpoint(model, checkpoint_file):
     assert checked == len(thinker_tensors), "every Thinker tensor of the model must come from the checkpoint"
 
 
-def test_original_omni_checkpoint_loads_every_thinker_tensor(tiny_backbone_dir):
-    config = json.loads((tiny_backbone_dir / "config.json").read_text())
-    assert config["model_type"] == "qwen2_5_omni"
-    with safe_open(tiny_backbone_dir / "model.safetensors", "pt") as source:
-        prefixes = {key.split(".")[0] for key in source.keys()}
-        assert {"thinker", "talker", "token2wav"} <= prefixes
-        assert any(key.startswith("thinker.model.") for key in source.keys())
-    model, info = Qwen2_5OmniForSentimentRegression.from_pretrained(
-        tiny_backbone_dir, head_hidden_size=16, head_dropout=0.1, output_loading_info=True
-    )
-    assert_thinker_equals_checkpoint(model, tiny_backbone_dir / "model.safetensors")
-    assert set(info["missing_keys"]) == {name for name, _ in model.named_parameters() if name.startswith("head.")}
-    assert info["unexpected_keys"] == set() and info["mismatched_keys"] == set()
+@pytest.mark.parametrize("backbone_fixture", BACKBONE_FIXTURES)
+def test_original_checkpoint_loads_every_thinker_tensor_and_says_the_head_is_new(backbone_fixture, request, caplog):
+    backbone_dir = request.getfixturevalue(backbone_fixture)
+    spec = backbone_of(backbone_dir)
+    config = json.loads((backbone_dir / "config.json").read_text())
+    assert config["model_type"] == spec.original_model_type
+    with safe_open(backbone_dir / "model.safetensors", "pt") as source:
+        keys = list(source.keys())
+    assert {"thinker", *spec.speech_modules} <= {key.split(".")[0] for key in keys}
+    assert any(key.startswith("thinker.model.") for key in keys)
+    with caplog.at_level("WARNING"):
+        model, info = spec.regressor_class.from_pretrained(
+            backbone_dir, head_hidden_size=16, head_dropout=0.1, output_loading_info=True
+        )
+    assert_thinker_equals_checkpoint(model, backbone_dir / "model.safetensors")
+    # The new head is one line, not a load report listing its weights; nothing else is missing or unexpected.
+    assert info["missing_keys"] == set() and info["unexpected_keys"] == set() and info["mismatched_keys"] == set()
+    assert "a new regression head was initialised" in caplog.text and "LOAD REPORT" not in caplog.text
     assert model.config.head_hidden_size == 16 and model.config.head_dropout == 0.1
     assert model.head.dense.weight.shape == (16, 64)
     assert 0.0 < model.head.dense.weight.std() < 0.1 and torch.all(model.head.norm.weight == 1)
+
+
+def test_qwen3_experts_load_as_per_expert_linears_in_the_released_key_layout(tiny_qwen3_backbone_dir):
+    with safe_open(tiny_qwen3_backbone_dir / "model.safetensors", "pt") as source:
+        expert_keys = [key for key in source.keys() if key.startswith("thinker.model.layers.0.mlp.experts.")]
+    # The released layout: one tensor per expert and projection (transformers fuses them; this class does not).
+    assert "thinker.model.layers.0.mlp.experts.3.down_proj.weight" in expert_keys and len(expert_keys) == 4 * 3
+    model = Qwen3OmniMoeForSentimentRegression.from_pretrained(tiny_qwen3_backbone_dir)
+    experts = model.thinker.language_model.layers[0].mlp.experts
+    assert len(experts) == 4 and all(isinstance(expert.gate_proj, torch.nn.Linear) for expert in experts)
+
+
+def test_a_checkpoint_of_the_other_backbone_is_refused_naming_the_right_class(tiny_qwen3_backbone_dir):
+    with pytest.raises(ValueError, match="Qwen3OmniMoeForSentimentRegression"):
+        Qwen2_5OmniForSentimentRegression.from_pretrained(tiny_qwen3_backbone_dir)
 
 
 def test_thinker_only_checkpoints_load_every_thinker_tensor(tiny_backbone_dir, tmp_path):
@@ -174,7 +209,7 @@ def test_thinker_only_checkpoints_load_every_thinker_tensor(tiny_backbone_dir, t
         model, info = Qwen2_5OmniForSentimentRegression.from_pretrained(tmp_path / folder, output_loading_info=True)
         assert model.config.thinker_config.model_type == "qwen2_5_omni_thinker"
         assert_thinker_equals_checkpoint(model, tmp_path / folder / "model.safetensors")
-        assert all(key.startswith("head.") for key in info["missing_keys"]), info["missing_keys"]
+        assert info["missing_keys"] == set() and info["unexpected_keys"] == set()
 
 
 FRESH_PROCESS_SCRIPT = textwrap.dedent(
@@ -184,7 +219,8 @@ FRESH_PROCESS_SCRIPT = textwrap.dedent(
     class BlockPackage(importlib.abc.MetaPathFinder):
         # The saved folder must be self-sufficient: the package that wrote it is not importable here.
         def find_spec(self, name, path=None, target=None):
-            if name.split(".")[0] in {"configuration_omni_regressor", "modeling_omni_regressor", "omni_regressor"}:
+            if name.split(".")[0] in {"configuration_omni_regressor", "modeling_omni_regressor", "processing_omni_regressor",
+                                      "pipeline_omni_regressor", "omni_regressor"}:
                 raise ImportError(f"blocked: {name}")
 
     sys.meta_path.insert(0, BlockPackage())
@@ -203,15 +239,24 @@ FRESH_PROCESS_SCRIPT = textwrap.dedent(
 )
 
 
-def test_saved_model_loads_in_a_fresh_process_with_trust_remote_code(regressor, clip_encoder, clip_paths, tmp_path):
+@pytest.mark.parametrize("backbone_fixture", BACKBONE_FIXTURES)
+def test_saved_model_loads_in_a_fresh_process_with_trust_remote_code(backbone_fixture, request, clip_paths, tmp_path):
+    backbone_dir = request.getfixturevalue(backbone_fixture)
+    spec = backbone_of(backbone_dir)
+    torch.manual_seed(0)
+    regressor = spec.regressor_class.from_pretrained(backbone_dir, head_hidden_size=16).eval()
+    clip_encoder = ClipEncoder(AutoProcessor.from_pretrained(backbone_dir), ProcessingSettings(**SMALL_PIXELS))
     folder = tmp_path / "exported"
     regressor.save_pretrained(folder)
     config = json.loads((folder / "config.json").read_text())
+    class_name = spec.regressor_class.__name__
     assert config["auto_map"] == {
         "AutoConfig": "configuration_omni_regressor.OmniRegressorConfig",
-        "AutoModel": "modeling_omni_regressor.Qwen2_5OmniForSentimentRegression",
-        "AutoModelForSequenceClassification": "modeling_omni_regressor.Qwen2_5OmniForSentimentRegression",
+        "AutoModel": f"modeling_omni_regressor.{class_name}",
+        "AutoModelForSequenceClassification": f"modeling_omni_regressor.{class_name}",
     }
+    assert len(config["id2label"]) == 1
+    assert config["problem_type"] == "regression"
     assert {"configuration_omni_regressor.py", "modeling_omni_regressor.py", "model.safetensors"} <= set(os.listdir(folder))
     batch = dict(
         clip_encoder.collate(
@@ -232,23 +277,31 @@ def test_saved_model_loads_in_a_fresh_process_with_trust_remote_code(regressor, 
         torch.testing.assert_close(torch.tensor(logits), expected, atol=1e-5, rtol=1e-5)
 
 
-def test_hub_files_import_only_torch_and_transformers():
+def test_hub_files_import_only_torch_transformers_av_and_numpy():
     from transformers.dynamic_module_utils import get_imports
 
     repo_root = Path(__file__).resolve().parents[1]
-    for name in ("configuration_omni_regressor.py", "modeling_omni_regressor.py"):
+    allowed = {
+        "configuration_omni_regressor.py": {"transformers"},
+        "modeling_omni_regressor.py": {"torch", "transformers"},
+        "processing_omni_regressor.py": {"av", "numpy", "torch", "transformers"},
+        "pipeline_omni_regressor.py": {"numpy", "torch", "transformers"},
+        "omni_regressor/denoise.py": {"numpy"},
+    }
+    for name, expected in allowed.items():
         third_party = set(get_imports(repo_root / name)) - set(sys.stdlib_module_names)
-        assert "transformers" in third_party and third_party <= {"torch", "transformers"}, (name, third_party)
+        assert third_party == expected, (name, third_party)
 
 
 def test_gradients_reach_the_head_and_lora_weights(tiny_backbone_dir, clip_encoder):
     from peft import get_peft_model
 
-    from omni_regressor.architectures import lora_config_for
+    from omni_regressor.backbones import get_backbone
+    from omni_regressor.model_setup import lora_config_for
 
     torch.manual_seed(0)
     model = Qwen2_5OmniForSentimentRegression.from_pretrained(tiny_backbone_dir, head_hidden_size=16)
-    model = get_peft_model(model, lora_config_for("language-only"))
+    model = get_peft_model(model, lora_config_for(get_backbone("qwen2.5-omni"), "language-only", modules_to_save=["head"]))
     model.train()
     batch = clip_encoder.collate([clip_encoder.encode(text, None, ("text",)) for text in TRANSCRIPTS], labels=[1.0, -2.0, 0.5])
     model(**batch).loss.backward()
@@ -298,7 +351,7 @@ def test_invalid_config_values_raise_naming_the_field(field, value):
 
 
 def test_params_report_at_7b_matches_the_reference_counts():
-    from omni_regressor.architectures import params_report
+    from omni_regressor.parameters import params_report
 
     paper = params_report("7b", "paper")
     language_only = params_report("7b", "language-only")
@@ -323,7 +376,7 @@ def test_device_map_and_sdpa_load_paths(tiny_backbone_dir, clip_encoder):
 def test_params_command_prints_one_json_line(capsys):
     from omni_regressor.cli import main
 
-    assert main(["params", "--arch", "tiny", "--lora-preset", "language-only"]) == 0
+    assert main(["params", "--arch", "tiny", "--lora_preset", "language-only"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 1
     report = json.loads(lines[0])

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from eval.generative_readout import parse_score, parse_scores
+from omni_regressor.eval.score_parsing import parse_score, parse_scores
 
 
 @pytest.mark.parametrize(
@@ -113,7 +113,29 @@ def test_parse_scores_of_no_texts_has_zero_rates():
     parsed = parse_scores([])
     assert parsed["scores"] == []
     assert parsed["unparsable_rate"] == 0.0
+    assert parsed["truncated_rate"] == 0.0
     assert parsed["out_of_range_rate"] == 0.0
+
+
+def test_parse_scores_without_truncation_flags_reports_zero_truncated_rate():
+    assert parse_scores(["1", "oops"])["truncated_rate"] == 0.0
+
+
+def test_truncated_answers_score_as_fallback_and_count_apart_from_unparsable_ones():
+    # "-1" may be "-1.5" cut by the generation limit: it is not trusted even though it parses.
+    texts = ["-1", "2", "no idea", "I would say"]
+    parsed = parse_scores(texts, fallback=0.5, truncated=[True, False, False, True])
+    assert parsed["scores"] == [0.5, 2.0, 0.5, 0.5]
+    assert parsed["truncated_rate"] == pytest.approx(2 / 4)
+    assert parsed["unparsable_rate"] == pytest.approx(1 / 4)
+    assert parsed["failures"] == [(2, "no idea")]
+    assert parsed["out_of_range_rate"] == 0.0
+
+
+def test_truncated_out_of_range_answer_is_not_counted_out_of_range():
+    parsed = parse_scores(["9"], truncated=[True])
+    assert parsed["scores"] == [0.0]
+    assert (parsed["truncated_rate"], parsed["out_of_range_rate"]) == (1.0, 0.0)
 
 
 @pytest.mark.parametrize("kwargs", [{"score_range": (3, -3)}, {"score_range": (0, 0)}, {"fallback": float("nan")}])
