@@ -63,10 +63,12 @@ class GenerativeCollator:
 
 
 @torch.no_grad()
-def generate_answers(model, encoder: ClipEncoder, transcripts, clips, max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS):
+def generate_answers(model, encoder: ClipEncoder, transcripts, clips, max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
+                     **generate_kwargs):
     """Greedy answers of the Thinker to the scoring prompt for one batch -> (answers, truncated flags).
 
-    An answer is truncated when generation hit `max_new_tokens` before the end-of-turn token.
+    An answer is truncated when generation hit `max_new_tokens` before the end-of-turn token. `generate_kwargs` go to
+    `model.generate` (e.g. a `logits_processor`).
     """
     batch = encoder.collate([encoder.encode(text, clip) for text, clip in zip(transcripts, clips)])
     device = next(model.parameters()).device
@@ -78,6 +80,7 @@ def generate_answers(model, encoder: ClipEncoder, transcripts, clips, max_new_to
         do_sample=False,
         pad_token_id=encoder.pad_token_id,
         eos_token_id=eos_token_id,
+        **generate_kwargs,
     )
     new_tokens = output_ids[:, inputs["input_ids"].shape[1] :]  # (batch, new)
     truncated = [bool(eos_token_id not in row.tolist()) for row in new_tokens]

@@ -1,0 +1,149 @@
+"""The Hub folder is the product: scoring with only the download, adapters through peft's own API, packaging, the
+results table. Fresh processes here cannot import this package (an import blocker), as on a user's machine."""
+
+import csv
+import json
+import os
+import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from omni_regressor.data import read_mmsa
+from omni_regressor.predict import main as predict_main
+
+BLOCK_PACKAGE = textwrap.dedent(
+    """
+    import importlib.abc, sys
+
+    class BlockPackage(importlib.abc.MetaPathFinder):
+        # Only the downloaded folder is here: the package that wrote it is not importable.
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] in {"omni_regressor", "configuration_omni_regressor", "modeling_omni_regressor",
+                                      "processing_omni_regressor", "pipeline_omni_regressor", "train_with_trainer"}:
+                raise ImportError(f"blocked: {name}")
+
+    sys.meta_path.insert(0, BlockPackage())
+    sys.path = [p for p in sys.path if p not in ("", ".")]
+    """
+)
+
+
+def run_fresh(script: str, *args, cwd) -> str:
+    result = subprocess.run(
+        [sys.executable, "-c", BLOCK_PACKAGE + script, *map(str, args)], capture_output=True, text=True, cwd=cwd,
+        env={**os.environ, "PYTHONPATH": "", "HF_HUB_OFFLINE": "1"}, stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    return result.stdout.strip().splitlines()[-1]
+
+
+@pytest.fixture(scope="module")
+def test_records(demo_dataset_dir):
+    return [record for record in read_mmsa(demo_dataset_dir)[0] if record.split == "test"]
+
+
+def predicted_scores(model_dir, records, tmp_path) -> list[float]:
+    table = tmp_path / "inputs.csv"
+    table.write_text("path,text\n" + "".join(f'{record.media_path},"{record.text}"\n' for record in records), encoding="utf-8")
+    assert predict_main(["--model", str(model_dir), str(table), "--output", str(tmp_path / "scores.jsonl"), "--no_progress"]) == 0
+    return [json.loads(line)["score"] for line in (tmp_path / "scores.jsonl").read_text().splitlines()]
+
+
+def test_the_cards_first_snippet_scores_clips_in_a_fresh_process_like_predict(trained_export, test_records, tmp_path):
+    card = (trained_export / "README.md").read_text(encoding="utf-8")
+    snippet = re.findall(r"```python\n(.*?)```", card, flags=re.DOTALL)[0]
+    record = test_records[0]
+    script = snippet.replace('"clip.mp4"', repr(record.media_path)).replace("I really liked this movie.", record.text)
+    single = float(run_fresh(script, cwd=tmp_path))
+    batch_script = textwrap.dedent(
+        """
+        import json, sys
+        from transformers import pipeline
+        sentiment = pipeline("omni-sentiment-regression", model=sys.argv[1], trust_remote_code=True)
+        items = json.loads(sys.argv[2])
+        print(json.dumps([result["score"] for result in sentiment(items, batch_size=2)]))
+        """
+    )
+    items = [{"path": record.media_path, "transcript": record.text} for record in test_records]
+    batch = json.loads(run_fresh(batch_script, trained_export, json.dumps(items), cwd=tmp_path))
+    expected = predicted_scores(trained_export, test_records, tmp_path)
+    assert single == pytest.approx(expected[0], abs=1e-4)
+    np.testing.assert_allclose(batch, expected, atol=1e-4)
+
+
+ADAPTER_SCRIPT = textwrap.dedent(
+    """
+    import json, sys, torch
+    from peft import AutoPeftModelForSequenceClassification, PeftModel
+    from transformers import AutoModel
+
+    adapter, batch_file = sys.argv[1], sys.argv[2]
+    batch = torch.load(batch_file)
+    base = AutoModel.from_pretrained(adapter, trust_remote_code=True)
+    step_by_step = PeftModel.from_pretrained(base, adapter).eval()
+    auto = AutoPeftModelForSequenceClassification.from_pretrained(adapter, trust_remote_code=True).eval()
+    with torch.no_grad():
+        print(json.dumps({"peft_model": step_by_step(**batch).logits.tolist(), "auto_peft": auto(**batch).logits.tolist(),
+                          "head_width": step_by_step.base_model.model.head.modules_to_save["default"].dense.out_features}))
+    """
+)
+
+
+def test_the_adapter_loads_with_peft_in_a_fresh_process_with_its_head(trained_run, test_records, tmp_path):
+    from transformers import AutoModel, AutoProcessor
+
+    from processing_omni_regressor import ClipEncoder
+
+    output_dir, summary = trained_run
+    merged = AutoModel.from_pretrained(output_dir / "model", trust_remote_code=True).eval()
+    encoder = ClipEncoder.for_config(merged.config, AutoProcessor.from_pretrained(output_dir / "model"))
+    batch = dict(encoder.encode_batch([record.text for record in test_records[:3]], [record.media_path for record in test_records[:3]]))
+    torch.save(batch, tmp_path / "batch.pt")
+    with torch.no_grad():
+        expected = merged(**batch).logits
+    loaded = json.loads(run_fresh(ADAPTER_SCRIPT, output_dir / "adapter", tmp_path / "batch.pt", cwd=tmp_path))
+    assert loaded["head_width"] == 16  # the trained head's size, from the adapter folder's config
+    torch.testing.assert_close(torch.tensor(loaded["peft_model"]), expected, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(torch.tensor(loaded["auto_peft"]), expected, atol=1e-4, rtol=1e-4)
+
+
+def test_installing_puts_no_generic_module_on_the_import_path(tmp_path):
+    script = textwrap.dedent(
+        """
+        import importlib, importlib.metadata, json, sys
+        sys.path = [p for p in sys.path if p not in ("", ".")]
+        found = {}
+        for name in ("eval", "train_with_trainer", "benchmarks", "omni_regressor.eval.metrics", "processing_omni_regressor"):
+            try:
+                importlib.import_module(name)
+                found[name] = True
+            except ModuleNotFoundError:
+                found[name] = False
+        metadata = importlib.metadata.metadata("omni-regressor")
+        found["license"] = metadata.get("License-Expression") or metadata.get("License")
+        print(json.dumps(found))
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path,
+                            env={**os.environ, "PYTHONPATH": ""})
+    found = json.loads(result.stdout.strip().splitlines()[-1])
+    assert found == {"eval": False, "train_with_trainer": False, "benchmarks": False,
+                     "omni_regressor.eval.metrics": True, "processing_omni_regressor": True, "license": "Apache-2.0"}
+    assert (Path(__file__).resolve().parents[1] / "LICENSE").read_text().count("Apache License") == 1
+
+
+def test_each_run_appends_a_row_to_the_datasets_results_csv(trained_run, demo_dataset_dir):
+    output_dir, summary = trained_run
+    results = Path(summary["results_csv"])
+    assert results == (output_dir.parent / "results" / f"{demo_dataset_dir.name}.csv").resolve()
+    with open(results, newline="") as file:
+        rows = list(csv.DictReader(file))
+    (row,) = [row for row in rows if row["output_dir"] == str(output_dir)]
+    assert row["modalities"] == "T+A+V" and row["seeds"] == "7" and row["runs"] == "1" and row["readout"] == "discriminative"
+    assert float(row["MAE_mean"]) == pytest.approx(summary["test_metrics"]["MAE"], abs=1e-4) and float(row["MAE_std"]) == 0.0
