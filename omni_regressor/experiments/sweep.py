@@ -83,7 +83,7 @@ def main(argv=None) -> int:
             summary = run_training(run_model, run_data, run_processing, run_training_args)
             results.setdefault(tag, []).append(summary["test_metrics"])
             decode_calls[f"{tag}/seed{seed}"] = summary["media_cache"]["decode_calls"]
-        if str(results_dir).lower() != "none":
+        if str(results_dir or "").lower() != "none":
             append_results(
                 results_dir or output_dir.resolve().parent / "results",
                 data_args.dataset_name or Path(data_args.dataset_dir).resolve().name, model_args.model_name_or_path,
