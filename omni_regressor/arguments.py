@@ -185,8 +185,8 @@ class OmniTrainingArguments(TrainingArguments):
     remove_unused_columns: bool = field(default=False, metadata=_help("Kept False: the collator reads text and media paths."))
     logging_steps: float = field(default=10, metadata=_help("Log every N steps."))
     dataloader_num_workers: int | None = field(default=None, metadata=_help(
-        "Worker processes that decode and encode clips (default: up to 4, one core left for the main process; 0 on "
-        "single-core machines)."))
+        "Worker processes that decode and encode clips (default: up to 4 with a GPU, one core left for the main "
+        "process; on CPU only from 8 cores). They stay alive across epochs."))
     results_dir: str | None = field(default=None, metadata=_help(
         "Append this run's test metrics to <results_dir>/<dataset>.csv (default: results/ beside --output_dir; "
         "'none' to skip)."))
@@ -201,6 +201,8 @@ class OmniTrainingArguments(TrainingArguments):
             self.activation_checkpointing = True
         if self.dataloader_num_workers is None:
             self.dataloader_num_workers = default_num_workers()
+        if self.dataloader_num_workers > 0:  # no worker start-up (and processor reload) every epoch
+            self.dataloader_persistent_workers = True
         super().__post_init__()
 
     def validate(self):
@@ -217,10 +219,17 @@ class OmniTrainingArguments(TrainingArguments):
 
 
 def default_num_workers() -> int:
+    """Worker processes that decode and encode clips while the model computes: up to 4 with an accelerator (one core
+    left to the main process); on a CPU-only machine the model's own computation needs the cores, so workers start
+    only from 8 cores (measured: `python -m omni_regressor.benchmarks.training_stages`)."""
     import os
 
+    import torch
+
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(0, min(4, cores - 1))
+    if torch.cuda.is_available():
+        return max(0, min(4, cores - 1))
+    return min(4, cores // 4) if cores >= 8 else 0
 
 
 def parse_score_range(value: str | None):

@@ -24,6 +24,7 @@ from processing_omni_regressor import (
     MediaSettings,
     decode_clip,
     frame_count,
+    missing_file_detail,
     frame_sample_times,
     smart_resize,
 )
@@ -40,7 +41,7 @@ def probe_media(path) -> dict:
     audio_duration (seconds; None where the file does not say)."""
     path = str(path)
     if not os.path.exists(path):
-        raise MediaError(path, "file not found.", reason="missing_file")
+        raise MediaError(path, missing_file_detail(path), reason="missing_file")
     try:
         with av.open(path) as container:
             video = container.streams.video[0] if container.streams.video else None
@@ -140,31 +141,36 @@ class MediaCache:
         self.hits = 0
         self._swept = False
 
-    def entry_path(self, path, settings: MediaSettings) -> Path:
+    def entry_path(self, path, settings: MediaSettings, start: float = 0.0, end: float | None = None) -> Path:
         source = Path(path).expanduser()
         try:
             source = source.resolve(strict=True)
             stat = source.stat()
             fingerprint = content_fingerprint(source, stat.st_size)
         except (OSError, RuntimeError) as error:  # RuntimeError: a symbolic link loop (Python 3.11)
-            raise MediaError(path, f"cannot read the file ({error}).", reason="missing_file") from error
+            detail = missing_file_detail(path) if not os.path.exists(path) else f"cannot read the file ({error})."
+            raise MediaError(path, detail, reason="missing_file") from error
+        window = [] if not start and end is None else [float(start), end]  # a window of a long video: its own entry
         identity = json.dumps(
-            [str(source), stat.st_size, stat.st_mtime_ns, fingerprint, settings.cache_key(), MEDIA_CACHE_FORMAT_VERSION]
+            [str(source), stat.st_size, stat.st_mtime_ns, fingerprint, settings.cache_key(), MEDIA_CACHE_FORMAT_VERSION,
+             *window]
         )
         return self.cache_dir / f"{hashlib.sha256(identity.encode()).hexdigest()[:32]}.safetensors"
 
-    def load(self, path, settings: MediaSettings) -> DecodedClip:
+    def load(self, path, settings: MediaSettings, start: float = 0.0, end: float | None = None) -> DecodedClip:
+        """The decoded clip (or its window `[start, end]` seconds), from the cache or decoded and stored."""
+        window = (start, end) if start or end is not None else ()
         if self.cache_dir is None:
             self.decode_calls += 1
-            return decode_clip(path, settings)
-        entry = self.entry_path(path, settings)
+            return decode_clip(path, settings, *window)
+        entry = self.entry_path(path, settings, start, end)
         if entry.exists():
             clip = _read_entry(entry)
             if clip is not None:
                 self.hits += 1
                 return clip
         self.decode_calls += 1
-        clip = decode_clip(path, settings)  # module-level lookup on purpose: tests count calls by patching it
+        clip = decode_clip(path, settings, *window)  # module-level lookup on purpose: tests count calls by patching it
         self._sweep_stale_temporaries()
         _write_entry(entry, clip)
         return clip

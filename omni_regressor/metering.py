@@ -54,10 +54,16 @@ class BatchTimer(TrainerCallback):
 
 
 class StageClock:
-    """Seconds spent per stage of a training run (`data_wait`, `forward_backward`, `evaluation`)."""
+    """Seconds spent per stage of a training run (`data_wait`, `forward_backward`, `evaluation`).
+
+    `data_wait_fraction` = data wait / (data wait + forward/backward): the share of the training steps' time spent
+    waiting for the next batch (0 when the input workers keep up). `dataloader_num_workers` is what the training
+    DataLoader ran with.
+    """
 
     def __init__(self):
         self.seconds = {"data_wait": 0.0, "forward_backward": 0.0, "evaluation": 0.0}
+        self.dataloader_num_workers = None
 
     def timed(self, stage: str):
         clock = self
@@ -76,6 +82,7 @@ class StageClock:
         return {
             **{f"{stage}_seconds": round(value, 3) for stage, value in self.seconds.items()},
             "data_wait_fraction": round(self.seconds["data_wait"] / step, 4) if step else None,
+            "dataloader_num_workers": self.dataloader_num_workers,
         }
 
 

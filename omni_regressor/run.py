@@ -24,7 +24,8 @@ from processing_omni_regressor import ClipEncoder, ProcessingSettings
 from .arguments import parse_score_range
 from .backbones import backbone_of, read_config_dict
 from .data import DataProblemsError, check_dataset, infer_score_range, records_to_dataset_dict, usable_records, write_skipped
-from .export import push_export, write_json
+from .export import push_export
+from .outputs import write_json
 from .metering import PeakMemoryCallback, Stopwatch, peak_memory_mb
 from .parameters import count_parameters
 from .readouts import RunContext, get_readout
@@ -49,11 +50,16 @@ def saved_settings(model_name_or_path) -> ProcessingSettings | None:
 
 def check_output_dir(training_args) -> None:
     """Nothing is overwritten without --overwrite; an interrupted run is continued with --resume_from_checkpoint."""
+    from .outputs import unwritable_reason
+
     output_dir = Path(training_args.output_dir)
-    if training_args.overwrite or training_args.resume_from_checkpoint or not output_dir.exists():
-        return
     if output_dir.is_file():
         raise RunError(f"--output_dir {output_dir} is a file.")
+    reason = unwritable_reason(output_dir)
+    if reason is not None:
+        raise RunError(f"--output_dir {output_dir}: {reason}")
+    if training_args.overwrite or training_args.resume_from_checkpoint or not output_dir.exists():
+        return
     existing = [name for name in RUN_OUTPUTS if (output_dir / name).exists()]
     if existing:
         raise RunError(f"--output_dir {output_dir} already holds a run ({', '.join(existing)}); pass --overwrite to replace it.")
@@ -207,7 +213,7 @@ def run_training(model_args, data_args, processing_args, training_args, callback
     if trainer.is_world_process_zero():
         export_dir = readout.export(trainer, encoder, context)
         summary["export_dir"] = str(export_dir)
-        if "test_metrics" in summary and str(training_args.results_dir).lower() != "none":
+        if "test_metrics" in summary and str(training_args.results_dir or "").lower() != "none":
             results_dir = training_args.results_dir or output_dir.resolve().parent / "results"
             summary["results_csv"] = str(append_results(
                 results_dir, data_args.dataset_name or Path(data_args.dataset_dir).resolve().name,

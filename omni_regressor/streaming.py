@@ -1,33 +1,44 @@
 """Streaming inference: inputs flow read -> decode -> encode (DataLoader workers) -> batch -> model -> output file.
 
-Memory is bounded by `window` encoded clips plus the workers' prefetch, whatever the number of inputs. Within a
-window, clips are grouped by modality set and sorted by length (low padding); results are released in input order,
-so an output file grows as a prefix of the inputs and a killed run keeps every finished row.
+Memory is bounded by one window of encoded clips (`window_batches * batch_size`) plus the workers' prefetch
+(`2 * num_workers` clips), whatever the number of inputs. Within a window, clips are grouped by modality set and
+sorted by length (low padding); results are released in input order, so an output file grows as a prefix of the
+inputs and a killed run keeps every finished row.
 
 Sharding: under `torchrun` / `accelerate launch` each rank takes every WORLD_SIZE-th input (`shard`), writes its own
-partial file, and rank 0 merges them into one output with every input once, in input order (`merge_partials`).
+partial file, and rank 0 merges them into one output with every input once, in input order. The process group
+(gloo, also on GPU machines: it only carries barriers and small lists) is `distributed()`.
 """
 
 import json
 import os
+import uuid
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import torch
 
 from pipeline_omni_regressor import ClipScore, PreparedClip, prepare_clip, score_prepared
 
-DEFAULT_WINDOW_BATCHES = 8
+DEFAULT_WINDOW_BATCHES = 4
+# Ranks wait for the slowest one at the end of a pass; on a large corpus that can take hours, not the default 30 min.
+DISTRIBUTED_TIMEOUT = timedelta(hours=12)
 
 
 @dataclass(frozen=True)
 class InputItem:
-    """One input: its position, the file, its transcript, and a key that survives a rerun (path + occurrence)."""
+    """One input: its position, the file, its transcript, the window of a long video (`start`, `end` seconds; the
+    whole clip by default), and a key that survives a rerun (path + occurrence)."""
 
     index: int
     path: str
     transcript: str | None = None
+    start: float = 0.0
+    end: float | None = None
+    error: str | None = None  # known before decoding (e.g. a video shorter than its window): its error row
 
     def key(self, occurrence: int) -> str:
         return f"{self.path}#{occurrence}"
@@ -46,34 +57,41 @@ def input_keys(items: list[InputItem]) -> list[str]:
 class _Preparation(torch.utils.data.Dataset):
     """Decodes and encodes one input per item (in a DataLoader worker); failures become the clip's error."""
 
-    def __init__(self, encoder, items, allow_missing_modalities, modalities):
+    def __init__(self, encoder, items, allow_missing_modalities, modalities, explain=False):
         self.encoder, self.items = encoder, items
-        self.allow_missing_modalities, self.modalities = allow_missing_modalities, modalities
+        self.allow_missing_modalities, self.modalities, self.explain = allow_missing_modalities, modalities, explain
 
     def __len__(self):
         return len(self.items)
 
     def __getitem__(self, position) -> PreparedClip:
         item = self.items[position]
+        if item.error is not None:
+            return PreparedClip(position, item.path, None, (), item.error)
         return prepare_clip(self.encoder, position, item.path, item.transcript, self.allow_missing_modalities,
-                            self.modalities)
+                            self.modalities, self.explain, item.start, item.end)
+
+
+def _as_prepared(prepared: PreparedClip) -> PreparedClip:
+    return prepared  # a module-level function, so that spawned workers (macOS, Windows) can unpickle the loader
 
 
 def stream_scores(model, encoder, items: list[InputItem], batch_size: int = 8, num_workers: int = 0,
                   window_batches: int = DEFAULT_WINDOW_BATCHES, allow_missing_modalities: bool = True,
-                  modalities=None, device=None, score_window=None):
+                  modalities=None, device=None, score_window=None, explain: bool = False):
     """Yields `(item, ClipScore)` in the order of `items`, scoring `window_batches * batch_size` clips at a time.
 
     `score_window(prepared_clips) -> list[ClipScore]` replaces the default scoring (batches of one modality set,
-    sorted by length); it receives the clips of one window that could be prepared.
+    sorted by length); it receives the clips of one window that could be prepared. `explain` adds the leave-one-out
+    scores of every clip (one more forward per modality, batched the same way).
     """
     score_window = score_window or (lambda clips: score_sorted(model, encoder, clips, batch_size, device))
     loader = torch.utils.data.DataLoader(
-        _Preparation(encoder, items, allow_missing_modalities, modalities),
+        _Preparation(encoder, items, allow_missing_modalities, modalities, explain),
         batch_size=None,
         num_workers=num_workers,
         prefetch_factor=2 if num_workers else None,
-        collate_fn=lambda prepared: prepared,
+        collate_fn=_as_prepared,
     )
     window_size = max(1, window_batches * batch_size)
     finished: dict[int, ClipScore] = {}
@@ -126,19 +144,30 @@ def shard(items: list, rank: int, world_size: int) -> list:
     return items[rank::world_size]
 
 
-def init_distributed():
-    """A process group for the barrier before rank 0 merges (gloo on CPU, nccl on CUDA); None for one process."""
+def default_device() -> str:
+    """This rank's GPU (`LOCAL_RANK`) if there is one, else the CPU."""
+    return f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu"
+
+
+@contextmanager
+def distributed():
+    """The process group of a torchrun / accelerate launch (None for one process), destroyed on the way out."""
     rank, world_size = world()
     if world_size == 1:
-        return None
+        yield None
+        return
     import torch.distributed as dist
 
-    if not dist.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-        dist.init_process_group(backend=backend)
+    created = not dist.is_initialized()
+    if created:
+        dist.init_process_group(backend="gloo", timeout=DISTRIBUTED_TIMEOUT)
     if torch.cuda.is_available():
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
-    return dist
+    try:
+        yield dist
+    finally:
+        if created and dist.is_initialized():
+            dist.destroy_process_group()
 
 
 def barrier(dist):
@@ -146,26 +175,45 @@ def barrier(dist):
         dist.barrier()
 
 
+def gather_rows(dist, rows: list) -> list | None:
+    """Every rank's `rows` on rank 0, rank after rank (None on the other ranks); `rows` itself for one process."""
+    if dist is None:
+        return rows
+    rank, world_size = world()
+    gathered = [None] * world_size if rank == 0 else None
+    dist.gather_object(rows, gathered, dst=0)
+    return [row for part in gathered for row in part] if rank == 0 else None
+
+
 def partial_path(output: Path, rank: int) -> Path:
-    """The rank's own rows: `<output>.partial-<rank>-<pid>.jsonl` (a rerun writes new ones, old ones are kept)."""
-    return output.with_name(f"{output.name}.partial-{rank}-{os.getpid()}.jsonl")
+    """A new file for this rank's rows: `<output>.partial-<rank>-<run id>.jsonl` (a rerun never appends to an old one)."""
+    return output.with_name(f"{output.name}.partial-{rank}-{uuid.uuid4().hex[:12]}.jsonl")
 
 
 def partial_files(output: Path) -> list[Path]:
     return sorted(output.parent.glob(f"{output.name}.partial-*.jsonl"))
 
 
-def read_complete_lines(path: Path) -> list[str]:
-    """The file's complete lines; a last line without its newline (a kill during a write) is cut off the file."""
+def complete_lines(path: Path) -> list[str]:
+    """The file's complete lines; a last line without its newline (a kill during a write) is left out."""
     if not path.is_file():
         return []
+    data = path.read_bytes()
+    # split on "\n" only: `str.splitlines` would also split inside a row at U+2028 and other separators
+    return [line.rstrip("\r") for line in data[: data.rfind(b"\n") + 1].decode("utf-8").split("\n")[:-1]]
+
+
+def cut_incomplete_line(path: Path) -> None:
+    """Removes a last line without its newline, so that appended rows start on a line of their own."""
+    if not path.is_file():
+        return
     data = path.read_bytes()
     end = data.rfind(b"\n") + 1
     if end < len(data):
         with open(path, "r+b") as file:
             file.truncate(end)
-    return data[:end].decode("utf-8").splitlines()
 
 
 def read_partial_rows(output: Path) -> list[dict]:
-    return [json.loads(line) for path in partial_files(output) for line in read_complete_lines(path) if line.strip()]
+    """The rows of every partial file of `output`, file by file."""
+    return [json.loads(line) for path in partial_files(output) for line in complete_lines(path) if line.strip()]

@@ -20,7 +20,7 @@ class OmniRegressorTrainer(Trainer):
     """`head_learning_rate`: the head's parameter group gets its own learning rate (LoRA uses `learning_rate`).
 
     `stage_clock` holds the seconds spent waiting for batches (`get_batch_samples`), in forward/backward
-    (`training_step`) and in evaluation.
+    (`training_step`) and in evaluation, and the training DataLoader's number of workers.
     """
 
     def __init__(self, *args, head_learning_rate: float | None = None, **kwargs):
@@ -46,6 +46,11 @@ class OmniRegressorTrainer(Trainer):
             **optimizer_kwargs,
         )
         return self.optimizer
+
+    def get_train_dataloader(self):
+        loader = super().get_train_dataloader()
+        self.stage_clock.dataloader_num_workers = loader.num_workers
+        return loader
 
     def get_batch_samples(self, *args, **kwargs):
         with self.stage_clock.timed("data_wait"):

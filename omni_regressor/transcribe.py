@@ -40,19 +40,21 @@ def transcribe_clips(model, processor, clips: list[DecodedClip | None], sampling
     return transcripts
 
 
-def transcribe_paths(source: str, encoder, paths: list[str], quantization: str | None = None, progress: bool = True):
-    """Transcripts of `paths` (decoded through `encoder`, so scoring reuses the decodes); "" for unreadable files,
-    which scoring then reports."""
+def transcribe_items(source: str, encoder, items, quantization: str | None = None, progress: bool = True) -> list[str]:
+    """Transcripts of input items (their window of the file when they have one), decoded through `encoder` so that
+    scoring reuses the decodes; "" for unreadable files, which scoring then reports."""
     from tqdm.auto import tqdm
 
     from processing_omni_regressor import MediaError
 
+    if not items:
+        return []
     quantization = quantization or ("4bit" if torch.cuda.is_available() else "none")
     thinker = load_thinker(source, backbone_of(source), quantization=quantization)
     transcripts = []
-    for path in tqdm(paths, desc="transcribing", disable=not progress):
+    for item in tqdm(items, desc="transcribing", disable=not progress):
         try:
-            clip = encoder.decode(path)
+            clip = encoder.decode(item.path, item.start, item.end)
         except (MediaError, OSError, ValueError):
             transcripts.append("")
             continue

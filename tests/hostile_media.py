@@ -246,6 +246,56 @@ def variable_frame_rate_clip(path):
     return write_mp4(path, frames, 25, _tone(1.1), SAMPLE_RATE, frame_times_ms=FRAME_TIMES_MS)
 
 
+def ultra_hd_clip(path):
+    """2 frames of 3840x2160 (4K UHD) grey H.264 + 0.5 s of AAC: frames far above the pixel budget."""
+    return write_mp4(path, _grey_frames(2, 3840, 2160), 8, _tone(0.5), SAMPLE_RATE)
+
+
+def ten_minute_clip(path, seconds: float = 600):
+    """`seconds` (default 10 minutes) of 16x16 H.264 at 2 fps + an AAC 500 Hz tone, built in a fraction of a second.
+
+    Encoding 10 minutes of AAC costs ~10 s, so the audio track is 16 encoded frames followed by copies of the last
+    (steady-state) packet: 500 Hz has a period of 32 samples, which divides the 1024-sample AAC frame, so every
+    steady-state frame encodes the same signal and the copies decode to a continuous tone.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame_samples, encoded_frames = 1024, 16
+    time = np.arange(frame_samples) / SAMPLE_RATE
+    period = (0.3 * np.sin(2 * np.pi * 500.0 * time)).astype(np.float32)[None]  # (1, 1024), whole periods
+    with av.open(str(path), mode="w") as container:
+        video_stream = container.add_stream("libx264", rate=2)
+        video_stream.height = video_stream.width = 16
+        video_stream.pix_fmt = "yuv420p"
+        video_stream.options = {"preset": "ultrafast", "crf": "18", "threads": "1"}
+        audio_stream = container.add_stream("aac", rate=SAMPLE_RATE)
+        audio_stream.layout = "mono"
+        for image in _grey_frames(int(round(seconds * 2)), 16, 16):
+            container.mux(video_stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")))
+        container.mux(video_stream.encode(None))
+        steady_packet, next_pts = None, None
+        for index in range(encoded_frames):
+            frame = av.AudioFrame.from_ndarray(period, format="fltp", layout="mono")
+            frame.sample_rate, frame.pts, frame.time_base = SAMPLE_RATE, index * frame_samples, Fraction(1, SAMPLE_RATE)
+            for packet in audio_stream.encode(frame):
+                steady_packet, next_pts = bytes(packet), packet.pts + frame_samples
+                container.mux(packet)
+        while next_pts + frame_samples <= seconds * SAMPLE_RATE:
+            packet = av.Packet(steady_packet)
+            packet.stream, packet.time_base = audio_stream, Fraction(1, SAMPLE_RATE)
+            packet.pts = packet.dts = next_pts
+            packet.duration = frame_samples
+            container.mux(packet)
+            next_pts += frame_samples
+    return path
+
+
+def uniform_grey_clip(path, grey: int):
+    """4 uniformly grey 64x48 frames (no audio): files of the same byte size whatever `grey` (H.264 codes a flat
+    frame in the same number of bits), so one can replace another keeping size and mtime (`cp -p`, `rsync -t`)."""
+    return write_mp4(path, np.full((4, 48, 64, 3), grey, dtype=np.uint8), 8)
+
+
 def audio_only_clip(path):
     """1 s of AAC in an mp4, no video stream."""
     return write_mp4(path, None, 8, _tone(1.0), SAMPLE_RATE)
@@ -323,6 +373,8 @@ MEDIA_BUILDERS = {
     "audio_only": audio_only_clip,
     "video_only": video_only_clip,
     "long_40s": long_clip,
+    "ultra_hd": ultra_hd_clip,
+    "ten_minutes": ten_minute_clip,
     "zero_byte": zero_byte_file,
     "text_named_mp4": text_file_named_mp4,
     "random_bytes": random_bytes_mp4,

@@ -17,6 +17,7 @@ from processing_omni_regressor import (
     MediaSettings,
     TranscriptCleaner,
     audio_seconds,
+    missing_file_detail,
     parse_modalities,
 )
 
@@ -37,10 +38,10 @@ def transcript_problem(record: ClipRecord) -> ClipProblem | None:
 def media_problems(record: ClipRecord, modalities, media_settings: MediaSettings, media_cache, full_decode=True):
     """The problems of one clip's media file for `modalities` (decoded through `media_cache` when `full_decode`)."""
     path = record.media_path
+    if not os.path.exists(path):
+        return [ClipProblem(record.clip_id, "missing_file", f"{path}: {missing_file_detail(path)}")]
     if not os.path.isfile(path):
-        reason = "missing_file"
-        detail = f"{path} is a broken symbolic link." if os.path.islink(path) else f"{path} does not exist."
-        return [ClipProblem(record.clip_id, reason, detail)]
+        return [ClipProblem(record.clip_id, "unreadable_file", f"{path} is a folder, not a media file.")]
     try:
         if full_decode:
             clip = media_cache.load(path, media_settings)

@@ -22,7 +22,8 @@ from processing_omni_regressor import modality_tag, parse_modalities
 from ..arguments import OmniArgumentParser, training_parser
 from ..media import default_cache_dir
 from ..results import append_results
-from ..run import run_training
+from ..data import read_dataset
+from ..run import RunError, run_training
 
 
 @dataclass
@@ -65,6 +66,9 @@ def main(argv=None) -> int:
     if processing.modalities is not None:
         sweep_parser.error("--modalities is set per configuration by --modality_sets")
     processing.media_cache_dir = processing.media_cache_dir or str(default_cache_dir())
+    records, _ = read_dataset(data_args.dataset_dir, data_args.dataset_format, data_args.labels_csv)
+    if not any(record.split == "test" for record in records):
+        raise RunError(f"{data_args.dataset_dir}: no clip has mode 'test', which every run of the sweep is scored on.")
     output_dir = Path(training_args.output_dir)
     results_dir = training_args.results_dir
     modality_sets = [parse_modalities(part) for part in args.modality_sets.split(",") if part.strip()]

@@ -14,12 +14,13 @@ from transformers import AutoProcessor
 from omni_regressor.eval.metrics import metrics_for_score_range
 from processing_omni_regressor import ClipEncoder, ProcessingSettings
 
-from ..arguments import OmniArgumentParser, ProcessingArguments, parse_score_range
+from ..arguments import OmniArgumentParser, ProcessingArguments, default_num_workers, parse_score_range
 from ..backbones import backbone_of
 from ..data import DATASET_FORMATS, SPLITS, DataProblemsError, check_dataset, infer_score_range, records_to_dataset_dict
-from ..export import write_json
+from ..outputs import write_json
 from ..metering import peak_memory_mb
 from ..readouts.generative import DEFAULT_MAX_NEW_TOKENS, evaluate_generative, load_thinker
+from ..run import RunError
 
 
 @dataclass
@@ -35,6 +36,8 @@ class ZeroShotArguments:
     batch_size: int = field(default=8, metadata={"help": "Clips per generate call."})
     max_new_tokens: int = field(default=DEFAULT_MAX_NEW_TOKENS, metadata={
         "help": "Longest answer generated (generation stops at the end-of-turn token before that)."})
+    num_workers: int | None = field(default=None, metadata={
+        "help": "Worker processes that decode and encode clips (default: up to 4 with a GPU; on CPU only from 8 cores)."})
 
     def validate(self):
         parse_score_range(self.score_range)
@@ -57,13 +60,14 @@ def run_zero_shot(args: ZeroShotArguments, processing: ProcessingArguments) -> d
         raise DataProblemsError(problems, root=args.dataset_dir)
     splits = records_to_dataset_dict(records)
     if args.split not in splits:
-        raise ValueError(f"{args.dataset_dir}: no clip has mode {args.split!r}.")
+        raise RunError(f"{args.dataset_dir}: no clip has mode {args.split!r}.")
     score_range = parse_score_range(args.score_range) or infer_score_range(records)
     encoder = ClipEncoder(processor, settings, score_range=score_range, media_cache=media_cache)
     model = load_thinker(args.model_name_or_path, backbone, args.quantization)
     rows = splits[args.split]
+    num_workers = default_num_workers() if args.num_workers is None else args.num_workers
     result = evaluate_generative(model, encoder, rows, metrics_for_score_range(score_range), args.batch_size,
-                                 args.max_new_tokens)
+                                 args.max_new_tokens, num_workers=num_workers)
     report = {
         **result.metrics,
         "readout": "generative (zero-shot)",

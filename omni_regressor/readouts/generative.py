@@ -65,12 +65,20 @@ class GenerativeCollator:
 @torch.no_grad()
 def generate_answers(model, encoder: ClipEncoder, transcripts, clips, max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
                      **generate_kwargs):
-    """Greedy answers of the Thinker to the scoring prompt for one batch -> (answers, truncated flags).
+    """Greedy answers of the Thinker to the scoring prompt for one batch of decoded clips -> (answers, truncated)."""
+    encoded = [encoder.encode(text, clip) for text, clip in zip(transcripts, clips)]
+    return generate_from_encoded(model, encoder, encoded, max_new_tokens, **generate_kwargs)
+
+
+@torch.no_grad()
+def generate_from_encoded(model, encoder: ClipEncoder, encoded: list[dict], max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
+                          **generate_kwargs):
+    """Greedy answers for one batch of encoded clips -> (answers, truncated flags).
 
     An answer is truncated when generation hit `max_new_tokens` before the end-of-turn token. `generate_kwargs` go to
     `model.generate` (e.g. a `logits_processor`).
     """
-    batch = encoder.collate([encoder.encode(text, clip) for text, clip in zip(transcripts, clips)])
+    batch = encoder.collate(encoded)
     device = next(model.parameters()).device
     inputs = model_inputs(batch, device)
     eos_token_id = encoder.processor.tokenizer.eos_token_id
@@ -89,23 +97,46 @@ def generate_answers(model, encoder: ClipEncoder, transcripts, clips, max_new_to
 
 
 def evaluate_generative(model, encoder: ClipEncoder, rows, metrics_dataset="mosi", batch_size=8,
-                        max_new_tokens=DEFAULT_MAX_NEW_TOKENS, fallback=0.0) -> TestResult:
+                        max_new_tokens=DEFAULT_MAX_NEW_TOKENS, fallback=0.0, num_workers: int = 0) -> TestResult:
     """Generates an answer per clip, parses it and scores it with the MMSA metrics.
 
-    The metrics also carry `unparsable_rate`, `truncated_rate`, `out_of_range_rate`, `fallback` (the score given to
-    failed answers) and `ms_per_clip`, so that a table shows how often the readout failed, not only how well it did.
+    Clips stream through the same pipeline as prediction (decode + encode in `num_workers` worker processes, windows
+    batched by modality set and length), so memory does not grow with the number of rows. The metrics also carry
+    `unparsable_rate`, `truncated_rate`, `out_of_range_rate`, `fallback` (the score given to failed answers) and
+    `ms_per_clip`, so that a table shows how often the readout failed, not only how well it did.
     """
+    from pipeline_omni_regressor import ClipScore
+
+    from ..streaming import InputItem, stream_scores
+
     model.eval()
     rows = list(rows)
     timer = BatchTimer()
+
+    def generate_window(clips):
+        ordered = sorted(range(len(clips)), key=lambda position: (clips[position].modalities, clips[position].length))
+        results = [None] * len(clips)
+        for start in range(0, len(ordered), batch_size):
+            chunk = ordered[start : start + batch_size]
+            groups = {}
+            for position in chunk:  # one generate call per modality set within the batch
+                groups.setdefault(clips[position].modalities, []).append(position)
+            for positions in groups.values():
+                answers, truncated = generate_from_encoded(model, encoder, [clips[p].encoded for p in positions], max_new_tokens)
+                for position, answer, cut in zip(positions, answers, truncated):
+                    clip = clips[position]
+                    results[position] = ClipScore(clip.path, None, clip.modalities, extras={"answer": answer, "truncated": cut})
+            timer.batch_done(len(chunk))
+        return results
+
+    items = [InputItem(index, row["media_path"], row["text"]) for index, row in enumerate(rows)]
     answers, truncated = [], []
-    for start in range(0, len(rows), batch_size):
-        chunk = rows[start : start + batch_size]
-        clips = [encoder.decode(row["media_path"]) if encoder.needs_media else None for row in chunk]
-        chunk_answers, chunk_truncated = generate_answers(model, encoder, [row["text"] for row in chunk], clips, max_new_tokens)
-        answers += chunk_answers
-        truncated += chunk_truncated
-        timer.batch_done(len(chunk))
+    for item, result in stream_scores(model, encoder, items, batch_size, num_workers, allow_missing_modalities=False,
+                                      score_window=generate_window):
+        if result.error is not None:  # the data check vouched for every clip; one that still fails is named
+            raise ValueError(f"{item.path}: {result.error}")
+        answers.append(result.extras["answer"])
+        truncated.append(result.extras["truncated"])
     parsed = parse_scores(answers, score_range=encoder.score_range, fallback=fallback, truncated=truncated)
     labels = np.asarray([row["label"] for row in rows], dtype=np.float64)
     metrics = msa_regression_metrics(np.asarray(parsed["scores"]), labels, metrics_dataset)
@@ -157,6 +188,7 @@ class GenerativeReadout(Readout):
         return evaluate_generative(
             trainer.model, encoder, test_rows, context.metrics_dataset,
             batch_size=context.training_args.per_device_eval_batch_size, max_new_tokens=context.model_args.max_new_tokens,
+            num_workers=context.training_args.dataloader_num_workers,
         )
 
     def export(self, trainer, encoder, context: RunContext) -> Path:

@@ -1,0 +1,293 @@
+"""Scale (issue #12): memory that does not grow with the number of inputs, rows that survive a kill, `--resume`,
+scoring sharded over torchrun ranks, and training that says where its time goes.
+
+The prediction tests score 640x360 clips at the official pixel limits (each decoded clip ~2.9 MB, each scored in
+~0.1 s on 2 cores), so that memory per clip is visible and a run lasts long enough to be killed half-way.
+"""
+
+import json
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import psutil
+import pytest
+
+from conftest import SMALL_PIXEL_FLAGS, training_flags
+from omni_regressor.benchmarks.common import (OFFICIAL_PIXEL_FLAGS, decoded_clip_bytes, peak_rss_bytes,
+                                              predict_command, write_clip_folder)
+from omni_regressor.predict import RowWriter, read_rows
+from omni_regressor.predict import main as predict_main
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+NUM_CLIPS = 16
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def torchrun(*argv) -> list[str]:
+    """`torchrun --nproc_per_node 2 --no-python omni-regressor ...` on a free port."""
+    return [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port()),
+            "--no-python", shutil.which("omni-regressor") or "omni-regressor", *map(str, argv)]
+
+
+def run(command) -> subprocess.CompletedProcess:
+    return subprocess.run(command, capture_output=True, text=True, cwd=REPO_ROOT, stdin=subprocess.DEVNULL, timeout=300)
+
+
+def read_jsonl(path) -> list[dict]:
+    return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines()]
+
+
+def assert_same_rows(rows, reference):
+    """Every input once, in input order, with the reference scores."""
+    assert [row["path"] for row in rows] == [row["path"] for row in reference]
+    np.testing.assert_allclose([row["score"] for row in rows], [row["score"] for row in reference], atol=1e-5)
+
+
+def wait_for_rows(paths, count: int, process, timeout: float = 240):
+    """Polls until the files in `paths()` hold `count` complete lines together (or the process ends)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        if sum(path.read_bytes().count(b"\n") for path in paths() if path.is_file()) >= count:
+            return
+        time.sleep(0.01)
+
+
+@pytest.fixture(scope="module")
+def clip_folder(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("scale-clips") / "clips"
+    write_clip_folder(folder, NUM_CLIPS, distinct=8)
+    return folder
+
+
+def scoring_flags(*extra) -> list[str]:
+    """One clip per batch and per window: rows appear one by one, so a run can be stopped between them."""
+    return ["--batch_size", "1", "--window_batches", "1", *OFFICIAL_PIXEL_FLAGS, *extra]
+
+
+@pytest.fixture(scope="module")
+def reference(trained_export, clip_folder, tmp_path_factory) -> list[dict]:
+    """The rows of one uninterrupted single-process run."""
+    output = tmp_path_factory.mktemp("reference") / "scores.jsonl"
+    status = predict_main(["--model", str(trained_export), str(clip_folder), "--output", str(output), "--device", "cpu",
+                           "--no_progress", *scoring_flags()])
+    assert status == 0
+    return read_jsonl(output)
+
+
+def test_predict_peak_memory_does_not_grow_with_the_number_of_clips(trained_export, tmp_path):
+    """8 vs 40 clips: the peak RSS of predict (largest of its processes) grows by less than one batch of decoded media.
+
+    Memory holds one window of encoded clips (batch 4 x window 1) plus the worker's prefetch (2): 6 clips, fewer than
+    8, so both runs reach the same steady state. Holding every clip instead would add 32 encoded clips (~11 MB each).
+    """
+    many = write_clip_folder(tmp_path / "many", 40, distinct=4)
+    (tmp_path / "few").mkdir()
+    for path in many[:8]:
+        shutil.copyfile(path, tmp_path / "few" / path.name)
+    batch_size = 4
+    peaks = {}
+    for name in ("few", "many"):
+        status, peaks[name] = peak_rss_bytes(predict_command(
+            trained_export, tmp_path / name, "--output", tmp_path / f"{name}.jsonl", "--num_workers", "1",
+            "--batch_size", batch_size, "--window_batches", "1", "--media_cache_dir", tmp_path / f"cache-{name}",
+            *OFFICIAL_PIXEL_FLAGS), cwd=REPO_ROOT, timeout=300)
+        assert status == 0
+    assert [len(read_jsonl(tmp_path / f"{name}.jsonl")) for name in ("few", "many")] == [8, 40]
+    one_batch = batch_size * decoded_clip_bytes(trained_export, many[0])
+    growth = peaks["many"] - peaks["few"]
+    assert growth < one_batch, (f"peak RSS grew by {growth / 2**20:.1f} MB from 8 to 40 clips; one batch of decoded "
+                                f"media is {one_batch / 2**20:.1f} MB")
+
+
+def test_killed_predict_keeps_its_rows_and_resume_scores_only_the_rest(trained_export, clip_folder, reference, tmp_path):
+    output = tmp_path / "scores.jsonl"
+    command = predict_command(trained_export, clip_folder, "--output", output, *scoring_flags())
+    process = subprocess.Popen(command, cwd=REPO_ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    wait_for_rows(lambda: [output], 2, process)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL
+
+    killed = output.read_bytes()
+    assert killed.endswith(b"\n"), "a row was half-written"
+    kept = read_jsonl(output)
+    assert 0 < len(kept) < NUM_CLIPS
+    assert_same_rows(kept, reference[: len(kept)])
+
+    resumed = run(predict_command(trained_export, clip_folder, "--output", output, "--resume", *scoring_flags()))
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    remaining = NUM_CLIPS - len(kept)
+    assert f"resuming: {len(kept)} of {NUM_CLIPS} inputs already scored." in resumed.stderr
+    assert f"{remaining} of {remaining} clips scored now, 0 failed; {NUM_CLIPS} rows in the output." in resumed.stderr
+    assert output.read_bytes().startswith(killed), "the rows written before the kill were rewritten"
+    assert_same_rows(read_jsonl(output), reference)
+
+
+def test_two_rank_torchrun_predict_gives_one_output_equal_to_one_rank(trained_export, clip_folder, reference, tmp_path):
+    output = tmp_path / "scores.jsonl"
+    result = run(torchrun("predict", "--model", trained_export, clip_folder, "--output", output, "--device", "cpu",
+                          "--no_progress", *scoring_flags()))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert_same_rows(read_jsonl(output), reference)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["scores.jsonl"], "partial files were left behind"
+
+
+def test_a_failed_rank_fails_the_launch_and_resume_scores_only_what_is_missing(trained_export, clip_folder, reference,
+                                                                               tmp_path):
+    output = tmp_path / "scores.csv"
+    launch = subprocess.Popen(torchrun("predict", "--model", trained_export, clip_folder, "--output", output,
+                                       "--device", "cpu", "--no_progress", *scoring_flags()),
+                              cwd=REPO_ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    wait_for_rows(lambda: list(tmp_path.glob("scores.csv.partial-1-*.jsonl")), 1, launch)
+    rank_1 = [child for child in psutil.Process(launch.pid).children() if child.environ().get("RANK") == "1"]
+    assert len(rank_1) == 1
+    rank_1[0].send_signal(signal.SIGKILL)
+    _, stderr = launch.communicate(timeout=120)
+    assert launch.returncode != 0
+    assert "FAILED" in stderr.decode(errors="replace") or "failed" in stderr.decode(errors="replace").lower()
+    assert not output.exists()
+    partial_rows = [row for path in tmp_path.glob("scores.csv.partial-*.jsonl") for row in read_jsonl(path)]
+    assert 0 < len(partial_rows) < NUM_CLIPS
+
+    resumed = run(predict_command(trained_export, clip_folder, "--output", output, "--resume", *scoring_flags()))
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    remaining = NUM_CLIPS - len(partial_rows)
+    assert f"resuming: {len(partial_rows)} of {NUM_CLIPS} inputs already scored." in resumed.stderr
+    assert f"{remaining} of {remaining} clips scored now, 0 failed; {NUM_CLIPS} rows in the output." in resumed.stderr
+    rows = read_rows(output)
+    assert_same_rows([{**row, "score": float(row["score"])} for row in rows], reference)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["scores.csv"], "partial files were left behind"
+
+
+def test_two_rank_torchrun_evaluate_gives_the_metrics_of_one_process(trained_export, demo_dataset_dir, tmp_path):
+    from omni_regressor.eval.evaluation import evaluate_model, read_predictions
+
+    one = evaluate_model(trained_export, demo_dataset_dir, split="all", output_dir=tmp_path / "one", num_workers=0,
+                         progress=False)
+    result = run(torchrun("evaluate", "--model", trained_export, "--dataset_dir", demo_dataset_dir, "--split", "all",
+                          "--output_dir", tmp_path / "two"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    two = json.loads((tmp_path / "two" / "metrics.json").read_text())
+    assert two["processes"] == 2 and one["processes"] == 1
+    for name, value in one.items():
+        if isinstance(value, float) and name != "ms_per_clip":
+            assert two[name] == pytest.approx(value, abs=1e-6), name
+    ids_one, labels_one, predictions_one = read_predictions(tmp_path / "one" / "predictions.csv")
+    ids_two, labels_two, predictions_two = read_predictions(tmp_path / "two" / "predictions.csv")
+    assert ids_two == ids_one and labels_two == labels_one
+    np.testing.assert_allclose(predictions_two, predictions_one, atol=1e-5)
+    assert not list((tmp_path / "two").glob("*.partial-*"))
+
+
+def test_unreadable_clip_mid_stream_is_an_error_row_and_the_stream_goes_on(trained_export, demo_dataset_dir, tmp_path):
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    clips = sorted((demo_dataset_dir / "Raw").rglob("*.mp4"))[:6]
+    for index, clip in enumerate(clips):
+        shutil.copyfile(clip, folder / f"clip_{index * 2:02d}.mp4")
+    (folder / "clip_05.mp4").write_bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes())
+    output = tmp_path / "scores.csv"
+    status = predict_main(["--model", str(trained_export), str(folder), "--output", str(output), "--device", "cpu",
+                           "--no_progress", "--batch_size", "2", "--num_workers", "1", *SMALL_PIXEL_FLAGS])
+    assert status == 1
+    rows = read_rows(output)
+    assert [Path(row["path"]).name for row in rows] == sorted(path.name for path in folder.iterdir())
+    broken = rows[3]
+    assert broken["score"] == "" and "clip_05.mp4" in broken["error"]
+    assert all(row["score"] and row["error"] == "" for position, row in enumerate(rows) if position != 3)
+    assert output.read_text(encoding="utf-8").count("\n") == len(rows) + 1
+
+
+def test_each_row_is_one_line_whatever_its_text_holds(tmp_path):
+    error = "decoder said:\nline two\r\nand a\u2028separator"
+    for name in ("rows.csv", "rows.jsonl"):
+        writer = RowWriter(tmp_path / name, ["path", "score", "error"], append=False)
+        writer.write({"path": "a.mp4", "score": None, "error": error})
+        writer.write({"path": "b.mp4", "score": 0.5, "error": ""})
+        writer.close()
+        rows = read_rows(tmp_path / name)
+        assert [row["path"] for row in rows] == ["a.mp4", "b.mp4"]
+        assert rows[0]["error"].startswith("decoder said:") and "separator" in rows[0]["error"]
+        header = name.endswith(".csv")
+        assert (tmp_path / name).read_bytes().count(b"\n") == 2 + header
+
+
+def test_leftover_partial_files_are_refused_without_resume_or_overwrite(trained_export, clip_folder, tmp_path, capsys):
+    output = tmp_path / "scores.jsonl"
+    (tmp_path / "scores.jsonl.partial-1-0123456789ab.jsonl").write_text("")
+    status = predict_main(["--model", str(trained_export), str(clip_folder), "--output", str(output), "--no_progress"])
+    assert status == 2
+    assert "interrupted run; pass --resume to complete it or --overwrite" in capsys.readouterr().err
+
+
+def test_resume_refuses_an_output_with_rows_of_other_inputs(trained_export, clip_folder, tmp_path, capsys):
+    output = tmp_path / "scores.jsonl"
+    output.write_text(json.dumps({"path": "elsewhere/clip.mp4", "score": 0.1}) + "\n")
+    status = predict_main(["--model", str(trained_export), str(clip_folder), "--output", str(output), "--resume",
+                           "--no_progress"])
+    assert status == 2
+    assert "1 rows for inputs not given now (first: elsewhere/clip.mp4)" in capsys.readouterr().err
+
+
+def test_input_workers_decoding_the_same_clip_leave_one_whole_cache_entry(trained_export, demo_dataset_dir, tmp_path):
+    from omni_regressor.inference import SentimentScorer
+    from omni_regressor.streaming import InputItem, stream_scores
+
+    scorer = SentimentScorer.from_pretrained(trained_export, media_cache_dir=tmp_path / "cache", device="cpu")
+    first, second = sorted((demo_dataset_dir / "Raw").rglob("*.mp4"))[:2]
+    items = [InputItem(index, str(path)) for index, path in enumerate([first] * 6 + [second] * 2)]
+    results = [result for _, result in stream_scores(scorer.model, scorer.encoder, items, batch_size=1, num_workers=2)]
+    assert all(result.error is None for result in results)
+    assert len({result.score for result in results[:6]}) == 1 and len({result.score for result in results[6:]}) == 1
+    assert len(list((tmp_path / "cache").glob("*.safetensors"))) == 2
+    assert not list((tmp_path / "cache").glob(".*.tmp"))
+
+
+def test_training_reports_time_per_stage_with_the_dataloader_workers_asked_for(tiny_backbone_dir, demo_dataset_dir,
+                                                                               tmp_path):
+    import train_with_trainer
+
+    output_dir = tmp_path / "run"
+    summary = train_with_trainer.main(training_flags(tiny_backbone_dir, demo_dataset_dir, output_dir,
+                                                     "--num_train_epochs", "1", "--dataloader_num_workers", "2"))
+    stages = json.loads((output_dir / "training_summary.json").read_text())["stages"]
+    assert stages == summary["stages"]
+    assert stages["dataloader_num_workers"] == 2
+    assert stages["data_wait_seconds"] >= 0 and stages["forward_backward_seconds"] > 0
+    assert stages["evaluation_seconds"] > 0
+    assert 0 <= stages["data_wait_fraction"] <= 1
+    assert stages["data_wait_fraction"] == pytest.approx(
+        stages["data_wait_seconds"] / (stages["data_wait_seconds"] + stages["forward_backward_seconds"]), abs=1e-3)
+    cache = tmp_path / "media-cache"  # filled by the data check's workers, read by the training workers
+    assert len(list(cache.glob("*.safetensors"))) == len(list((demo_dataset_dir / "Raw").rglob("*.mp4")))
+    assert not list(cache.glob(".*.tmp"))
+
+
+def test_default_workers_leave_one_core_with_a_gpu_and_the_cores_to_the_model_on_cpu(monkeypatch, tmp_path):
+    import os
+
+    import torch
+
+    from omni_regressor.arguments import OmniTrainingArguments, default_num_workers
+
+    for cuda, cores, workers in [(True, 1, 0), (True, 2, 1), (True, 3, 2), (True, 16, 4),
+                                 (False, 2, 0), (False, 4, 0), (False, 8, 2), (False, 32, 4)]:
+        monkeypatch.setattr(torch.cuda, "is_available", lambda cuda=cuda: cuda)
+        monkeypatch.setattr(os, "sched_getaffinity", lambda pid, cores=cores: set(range(cores)))
+        assert default_num_workers() == workers, (cuda, cores)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)))
+    arguments = OmniTrainingArguments(output_dir=str(tmp_path))
+    assert arguments.dataloader_num_workers == 2 and arguments.dataloader_persistent_workers
