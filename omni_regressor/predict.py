@@ -11,7 +11,6 @@ written as soon as it and every input before it are done, so a killed run keeps 
 what is missing.
 """
 
-import argparse
 import csv
 import io
 import json
@@ -37,14 +36,27 @@ Thinker. Broken symbolic links in a folder are error rows, not silently skipped.
 
 Output columns: path, video_id (the file's folder), clip_id (its name without suffix), score, label_bucket (Acc-7
 class: the score clipped to the model's range, rounded half to even), acc2, modalities, error, and transcript when
---transcribe ran. Rows are written as they are scored, in input order."""
+--transcribe ran. Rows are written as they are scored, in input order.
+
+--explain adds, per clip, the score with each of its modalities left out (score_without_text/audio/video) and the
+difference to the full score (text_effect, ...): one more forward per modality, batched like the rest.
+
+--window SECONDS [--hop SECONDS] scores each long video in windows (frames and audio cut per window): one row per
+window (start, end, kind=window), then a whole-video row per video (kind=video, the duration-weighted mean) and a
+timeline plot per video in --timeline_dir. A window takes its transcript from a subtitle file beside the video
+(clip.srt or clip.vtt, cues by time) or, with --transcribe, from its own audio."""
 
 EPILOG = """\
 exit status: 0 if every input was scored, 1 if any could not be (each is named on stderr and has an error row),
 2 for usage errors (no inputs, a missing path, a bad flag value, an output that exists without --resume/--overwrite).
 
+rows are written as they are scored: a killed run keeps its rows, and the same command with --resume scores only the
+inputs missing from --output (error rows count as done; --overwrite scores everything again).
+
 many processes / GPUs / machines: torchrun --nproc_per_node N [--nnodes M --node_rank R --rdzv_endpoint HOST:PORT]
---no-python omni-regressor predict ... (or accelerate launch): inputs are sharded by rank, rank 0 merges one output."""
+--no-python omni-regressor predict ... --output FILE (or accelerate launch): inputs are sharded by rank, each rank
+writes FILE.partial-*.jsonl and rank 0 merges one output in input order (FILE must be on a file system every machine
+sees). A failed rank fails the launch; rerun the same command with --resume to score only what is missing."""
 
 
 class UsageError(ValueError):
@@ -66,18 +78,37 @@ class PredictArguments:
         "help": "4bit or none for the transcribing Thinker (default: 4bit on CUDA, none on CPU).", "choices": ["4bit", "none"]})
     device: str | None = field(default=None, metadata={"help": "cpu, cuda, cuda:1, ... (default: this rank's GPU if any, else cpu)."})
     num_workers: int | None = field(default=None, metadata={
-        "help": "Worker processes that decode and encode clips (default: up to 4, one core left for the main process)."})
+        "help": "Worker processes that decode and encode clips (default: up to 4 with a GPU, one core left for the main "
+        "process; on CPU only from 8 cores)."})
+    window_batches: int = field(default=4, metadata={
+        "help": "Batches' worth of clips sorted by length together (less padding); memory holds this many batches of "
+                "encoded clips, whatever the number of inputs."})
     progress: bool = field(default=True, metadata={"help": "Progress bar on stderr."})
+    explain: bool = field(default=False, metadata={
+        "help": "Add each clip's score without each of its modalities, and the difference to the full score."})
+    window: float | None = field(default=None, metadata={"help": "Score long videos in windows of this many seconds."})
+    hop: float | None = field(default=None, metadata={"help": "Seconds between window starts (default: --window)."})
+    timeline_dir: str | None = field(default=None, metadata={
+        "help": "Where --window writes one timeline PNG per video (default: <output>_timelines beside --output, "
+        "else ./timelines)."})
 
     def validate(self):
         if self.batch_size < 1:
             raise ValueError(f"--batch_size must be at least 1, got {self.batch_size}.")
+        if self.window_batches < 1:
+            raise ValueError(f"--window_batches must be at least 1, got {self.window_batches}.")
         if self.num_workers is not None and self.num_workers < 0:
             raise ValueError(f"--num_workers must be 0 or more, got {self.num_workers}.")
         if self.output is not None and not self.output.lower().endswith((".csv", ".jsonl")):
             raise ValueError(f"--output {self.output}: the suffix must be .csv or .jsonl.")
         if self.resume and self.overwrite:
             raise ValueError("--resume and --overwrite exclude each other.")
+        for name in ("window", "hop"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise ValueError(f"--{name} must be a positive number of seconds, got {value}.")
+        if self.hop is not None and self.window is None:
+            raise ValueError("--hop needs --window.")
         if self.resume and self.output is None:
             raise ValueError("--resume needs --output (the file whose rows are kept).")
         if self.device is not None and self.device.startswith("cuda"):
@@ -188,38 +219,48 @@ def check_output(args: PredictArguments) -> None:
         raise UsageError(f"--output {output} is a folder; give a .csv or .jsonl file path.")
     if output.exists() and not (args.resume or args.overwrite):
         raise UsageError(f"--output {output} exists; pass --resume to complete it or --overwrite to replace it.")
-    parent = output.parent
-    existing = next((folder for folder in [parent, *parent.parents] if folder.exists()), None)
-    if existing is not None and not existing.is_dir():
-        raise UsageError(f"--output {output}: {existing} is a file, not a folder.")
-    if existing is not None and not os.access(existing, os.W_OK):
-        raise UsageError(f"--output {output}: {existing} is not writable.")
+    if output.exists() and not os.access(output, os.W_OK):
+        raise UsageError(f"--output {output} is read-only.")
+    from .outputs import unwritable_reason
+
+    reason = unwritable_reason(output.parent)  # the folders are created with the file
+    if reason is not None:
+        raise UsageError(f"--output {output}: {reason}")
 
 
 class RowWriter:
-    """Appends rows to CSV/JSONL (or CSV on stdout), one complete line per write, flushed at once."""
+    """Appends rows to CSV/JSONL (or CSV on stdout). Each row is one line written by one `write` call and flushed at
+    once, so a kill leaves no half-written row (at most a last line without its newline, which readers leave out).
+    CSV values have their line breaks replaced by spaces: one row, one line."""
 
     def __init__(self, output: Path | None, columns: list[str], append: bool):
         self.columns, self.output = columns, output
         self.jsonl = output is not None and output.suffix.lower() == ".jsonl"
         if output is None:
-            self.file = sys.stdout
+            self.file = None
             write_header = True
         else:
             output.parent.mkdir(parents=True, exist_ok=True)
             write_header = not (append and output.is_file() and output.stat().st_size > 0)
-            self.file = open(output, "a" if append else "w", newline="", encoding="utf-8")
+            self.file = open(output, "ab" if append else "wb", buffering=0)  # O_APPEND, no buffer: one write per row
         if write_header and not self.jsonl:
             self._write_line(self._csv_line(self.columns))
 
     def _csv_line(self, values) -> str:
         buffer = io.StringIO()
-        csv.writer(buffer, lineterminator="\n").writerow(values)
+        csv.writer(buffer, lineterminator="\n").writerow(
+            [" ".join(value.replace("\r\n", "\n").replace("\r", "\n").split("\n")) if isinstance(value, str) else value
+             for value in values])
         return buffer.getvalue()
 
     def _write_line(self, line: str):
-        self.file.write(line)
-        self.file.flush()
+        if self.file is None:
+            sys.stdout.write(line)
+            sys.stdout.flush()
+            return
+        data = memoryview(line.encode("utf-8"))
+        while data:
+            data = data[self.file.write(data):]
 
     def write(self, record: dict):
         if self.jsonl:
@@ -230,31 +271,33 @@ class RowWriter:
             self._write_line(self._csv_line(values))
 
     def close(self):
-        if self.file is not sys.stdout:
+        if self.file is not None:
             self.file.close()
 
 
 def read_rows(output: Path) -> list[dict]:
-    """Rows of an existing CSV/JSONL output (a half-written last line, from a kill, is cut off first)."""
-    from .streaming import read_complete_lines
+    """Rows of an existing CSV/JSONL output (a half-written last line, from a kill, is left out)."""
+    from .streaming import complete_lines
 
-    lines = read_complete_lines(output)
+    lines = complete_lines(output)
     if output.suffix.lower() == ".jsonl":
         return [json.loads(line) for line in lines if line.strip()]
     return list(csv.DictReader(lines))
 
 
 def keyed_rows(output: Path) -> dict[str, dict]:
-    """The rows of an existing output by input key (`path#n`: the n-th row of that path)."""
+    """The rows of an existing output by input key (`path#n`: the n-th row of that path), in file order."""
     rows, occurrence = {}, {}
     for row in read_rows(output) if output.is_file() else []:
+        if row.get("kind") == "video":  # a whole-video summary, written after the windows: not an input
+            continue
         count = occurrence.get(row["path"], 0)
         rows[f"{row['path']}#{count}"] = row
         occurrence[row["path"]] = count + 1
     return rows
 
 
-def record_for(item, result, score_range, transcribed: bool) -> dict:
+def record_for(item, result, score_range, transcribed: bool, windowed: bool = False) -> dict:
     from pipeline_omni_regressor import prediction_record
 
     record = prediction_record(result, score_range)
@@ -262,77 +305,202 @@ def record_for(item, result, score_range, transcribed: bool) -> dict:
     record["video_id"], record["clip_id"] = path.parent.name, path.stem
     if transcribed:
         record["transcript"] = item.transcript or ""
+    if windowed:
+        known = item.error is None  # a video that could not be windowed has no window
+        record.update(start=item.start if known else None, end=item.end if known else None, kind="window")
     return record
+
+
+def output_columns(modalities, transcribed: bool, explain: bool, windowed: bool) -> list[str]:
+    columns = [*COLUMNS]
+    if windowed:
+        columns[1:1] = ["start", "end", "kind"]
+    if explain:
+        columns += [f"{prefix}{name}{suffix}" for name in modalities for prefix, suffix in (("score_without_", ""), ("", "_effect"))]
+    return columns + (["transcript"] if transcribed else []) + (["timeline"] if windowed else [])
+
+
+# --- long videos ---------------------------------------------------------------------------------------------------
+
+
+def window_items(pairs: list[tuple[str, str | None]], window: float, hop: float | None):
+    """Each input video -> one item per window, the window's transcript from the subtitles beside it. A video that
+    cannot be windowed (unreadable, shorter than the window, subtitles that do not parse) is one error item."""
+    from processing_omni_regressor import media_duration, read_subtitles, subtitle_path_for, transcript_for, window_spans
+
+    from .streaming import InputItem
+
+    items = []
+    for path, _ in pairs:
+        try:
+            spans = window_spans(media_duration(path), window, hop)
+            subtitles = subtitle_path_for(path)
+            cues = read_subtitles(subtitles) if subtitles else None
+        except Exception as error:  # noqa: BLE001 - the video's error row; the others go on
+            message = str(error) if str(path) in str(error) else f"{path}: {error}"
+            items.append(InputItem(len(items), path, None, error=message))
+            continue
+        items += [InputItem(len(items) + number, path, transcript_for(cues, start, end) if cues else None, start, end)
+                  for number, (start, end) in enumerate(spans)]
+    return items
+
+
+def finish_windows(output: Path, score_range, timeline_dir: Path) -> list[dict]:
+    """The whole-video rows (duration-weighted mean of each video's windows) and one timeline PNG per video, for the
+    videos of `output` that have none yet (a resumed run that had finished adds nothing)."""
+    from pipeline_omni_regressor import ClipScore, prediction_record
+
+    from omni_regressor.eval.plots import plot_timeline
+
+    rows = read_rows(output)
+    summarised = {row["path"] for row in rows if row.get("kind") == "video"}
+    by_video = {}
+    for row in rows:
+        if row.get("kind") != "video" and row["path"] not in summarised:
+            by_video.setdefault(row["path"], []).append(row)
+    summaries = []
+    for path, windows in by_video.items():
+        scored = [(float(row["start"]), float(row["end"]), float(row["score"])) for row in windows
+                  if row.get("score") not in (None, "") and row.get("start") not in (None, "")]
+        errors = [row["error"] for row in windows if row.get("error")]
+        if scored:
+            weights = [end - start for start, end, _ in scored]
+            score = sum(weight * value for weight, (_, _, value) in zip(weights, scored)) / sum(weights)
+            timeline = plot_timeline(scored, timeline_dir / f"{Path(path).stem}.png", score_range, title=Path(path).name)
+        else:
+            score, timeline = None, None
+        error = "" if scored else (errors[0] if errors else "no window could be scored")
+        record = prediction_record(ClipScore(path, score, (), error or None), score_range)
+        record.update(video_id=Path(path).parent.name, clip_id=Path(path).stem, kind="video",
+                      start=0.0 if scored else None, end=max(end for _, end, _ in scored) if scored else None,
+                      modalities=f"{len(scored)} of {len(windows)} windows", timeline=str(timeline) if timeline else "")
+        summaries.append(record)
+    return summaries
 
 
 # --- the command ---------------------------------------------------------------------------------------------------
 
 
+@dataclass
+class Progress:
+    """What earlier runs left: rows by input key (the output's, then the partial files'), and the partial files of an
+    interrupted run that this one replaces (`stale`: without --resume)."""
+
+    rows: dict = field(default_factory=dict)
+    output_keys: list = field(default_factory=list)
+    stale: list = field(default_factory=list)
+
+
+def read_progress(args: PredictArguments, output: Path | None, keys: list[str]) -> Progress:
+    """Read by every rank before any rank writes. Refuses (usage error) leftovers that would be mixed into the output."""
+    from .streaming import partial_files, read_partial_rows
+
+    if output is None:
+        return Progress()
+    leftovers = partial_files(output)
+    if not args.resume:
+        if leftovers and not args.overwrite:
+            raise UsageError(f"--output {output}: {leftovers[0].name} holds rows of an interrupted run; pass --resume to "
+                             "complete it or --overwrite to start again.")
+        return Progress(stale=leftovers)
+    rows = keyed_rows(output)
+    output_keys = list(rows)
+    for row in read_partial_rows(output):
+        rows[row.pop("input_key")] = row
+    wanted = set(keys)
+    foreign = [key for key in rows if key not in wanted]
+    if foreign:
+        raise UsageError(f"--output {output} has {len(foreign)} rows for inputs not given now (first: "
+                         f"{foreign[0].rsplit('#', 1)[0]}); --resume needs the same INPUTs, or pass --overwrite.")
+    return Progress(rows, output_keys)
+
+
 def run(args: PredictArguments, processing_args: ProcessingArguments, inputs: list[str]) -> int:
-    import torch
+    from .streaming import distributed, world
+
+    check_output(args)
+    rank, world_size = world()
+    if world_size > 1 and args.output is None:
+        raise UsageError(f"--output is needed with {world_size} processes: rank 0 merges every rank's rows into it.")
+    with distributed() as dist:
+        return run_on_this_rank(args, processing_args, inputs, dist)
+
+
+def run_on_this_rank(args: PredictArguments, processing_args: ProcessingArguments, inputs: list[str], dist) -> int:
     from tqdm.auto import tqdm
 
     from .inference import SentimentScorer, check_model_folder
-    from .streaming import (InputItem, barrier, init_distributed, input_keys, partial_path, read_partial_rows, shard,
-                            stream_scores, world)
+    from .streaming import (InputItem, barrier, cut_incomplete_line, default_device, input_keys, partial_files,
+                            partial_path, shard, stream_scores, world)
 
-    check_output(args)
     check_model_folder(args.model)
     pairs = expand_inputs(inputs, args.transcript)
-    items = [InputItem(index, path, text) for index, (path, text) in enumerate(pairs)]
+    windowed = args.window is not None
+    if windowed:
+        items = window_items(pairs, args.window, args.hop)
+    else:
+        items = [InputItem(index, path, text) for index, (path, text) in enumerate(pairs)]
     keys = input_keys(items)
+    key_of = dict(zip((item.index for item in items), keys))
     output = Path(args.output) if args.output else None
-    dist = init_distributed()
     rank, world_size = world()
-    local_rank = int(os.environ.get("LOCAL_RANK", 0))
-    device = args.device or (f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
+    sharded = world_size > 1
 
-    # Resume: the rows already written (the output, and partial files of an interrupted sharded run).
-    done = set()
-    if args.resume and output is not None:
-        done = set(keyed_rows(output)) | {row["input_key"] for row in read_partial_rows(output)}
-    todo = [item for item, key in zip(items, keys) if key not in done]
+    # What is done, read by every rank before any of them writes a row.
+    progress = read_progress(args, output, keys)
+    barrier(dist)
+    if rank == 0 and args.overwrite and output is not None:
+        for path in [*progress.stale, output]:  # listed before the barrier: no rank's new file is among them
+            path.unlink(missing_ok=True)
+    todo = [item for item, key in zip(items, keys) if key not in progress.rows]
     if args.resume and rank == 0:
         print(f"resuming: {len(items) - len(todo)} of {len(items)} inputs already scored.", file=sys.stderr)
+    # Rows go straight into the output while it stays a prefix of the inputs; otherwise (several ranks, or a resume
+    # whose rows are not a prefix) into partial files that rank 0 merges in input order at the end.
+    staged = sharded or (output is not None and args.resume and (
+        bool(partial_files(output)) or progress.output_keys != keys[: len(progress.output_keys)]))
 
     scorer = SentimentScorer.from_pretrained(
-        args.model, media_cache_dir=processing_args.media_cache_dir, device=device,
+        args.model, media_cache_dir=processing_args.media_cache_dir, device=args.device or default_device(),
         modalities=processing_args.modalities, processing={k: v for k, v in processing_args.overrides().items() if k != "modalities"},
     )
+    mine = shard(todo, rank, world_size)
     if args.transcribe and "text" in scorer.encoder.settings.modalities:
-        from .transcribe import transcribe_paths
+        from dataclasses import replace
+
+        from .transcribe import transcribe_items
 
         source = args.transcribe_model or scorer.model.config.base_model_name_or_path
         if not source:
             raise UsageError("--transcribe needs --transcribe_model PATH: the model config names no base checkpoint.")
-        missing = [item for item in todo if not (item.transcript or "").strip()]
-        texts = transcribe_paths(source, scorer.encoder, [item.path for item in missing], args.transcribe_quantization,
-                                 progress=args.progress)
-        replaced = {item.index: InputItem(item.index, item.path, text) for item, text in zip(missing, texts)}
-        todo = [replaced.get(item.index, item) for item in todo]
+        missing = [item for item in mine if not (item.transcript or "").strip() and item.error is None]
+        texts = transcribe_items(source, scorer.encoder, missing, args.transcribe_quantization, progress=args.progress)
+        replaced = {item.index: replace(item, transcript=text) for item, text in zip(missing, texts)}
+        mine = [replaced.get(item.index, item) for item in mine]
     elif args.transcribe:
         print("--transcribe ignored: the model does not read text.", file=sys.stderr)
     transcribed = args.transcribe and "text" in scorer.encoder.settings.modalities
-    columns = [*COLUMNS, *(["transcript"] if transcribed else [])]
+    columns = output_columns(scorer.encoder.settings.modalities, transcribed, args.explain, windowed)
 
-    mine = shard(todo, rank, world_size)
-    sharded = world_size > 1
-    destination = partial_path(output, rank) if sharded and output is not None else output
-    writer = RowWriter(destination, columns + (["input_key"] if sharded else []), append=args.resume or sharded)
-    key_of = dict(zip((item.index for item in items), keys))
-    failed = 0
+    if staged:
+        writer = RowWriter(partial_path(output, rank), [*columns, "input_key"], append=False)
+    else:
+        if args.resume:
+            cut_incomplete_line(output)
+        writer = RowWriter(output, columns, append=args.resume)
+    failed_now = 0
     num_workers = default_num_workers() if args.num_workers is None else args.num_workers
     bar = tqdm(total=len(mine), desc=f"scoring{f' (rank {rank})' if sharded else ''}", unit="clip",
                disable=not args.progress)
     try:
         for item, result in stream_scores(scorer.model, scorer.encoder, mine, args.batch_size, num_workers,
-                                          device=scorer.device):
-            record = record_for(item, result, scorer.encoder.score_range, transcribed)
-            if sharded:
+                                          args.window_batches, device=scorer.device, explain=args.explain):
+            record = record_for(item, result, scorer.encoder.score_range, transcribed, windowed)
+            if staged:
                 record["input_key"] = key_of[item.index]
             writer.write(record)
             if result.error is not None:
-                failed += 1
+                failed_now += 1
                 message = result.error if result.path in result.error else f"{result.path}: {result.error}"
                 print(f"error: {message}", file=sys.stderr)
             bar.update(1)
@@ -340,42 +508,52 @@ def run(args: PredictArguments, processing_args: ProcessingArguments, inputs: li
         bar.close()
         writer.close()
 
-    if sharded:
-        barrier(dist)
-        if rank == 0 and output is not None:
-            failed = merge_outputs(output, items, keys, columns, args.resume)
-        barrier(dist)
-        if rank != 0:
-            return EXIT_SOME_FAILED if failed else EXIT_OK
-    if rank == 0:
-        scored = len(items) if output is None else len(read_rows(output))
-        print(f"{len(mine) - failed} of {len(mine)} clips scored now, {failed} failed; {scored} rows in the output.",
-              file=sys.stderr)
+    barrier(dist)  # every rank's rows are on disk
+    if rank != 0:
+        return EXIT_SOME_FAILED if failed_now else EXIT_OK
+    if staged:
+        rows = merge_outputs(output, keys, columns, progress)
+    else:
+        rows = keyed_rows(output) if output is not None else {}
+    if rows:
+        todo_keys = {key_of[item.index] for item in todo}
+        failed_now = sum(bool(rows[key].get("error")) for key in todo_keys)
+    print(f"{len(todo) - failed_now} of {len(todo)} clips scored now, {failed_now} failed; "
+          f"{len(rows) if output is not None else len(todo)} rows in the output.", file=sys.stderr)
+    failed = sum(bool(row.get("error")) for row in rows.values()) if rows else failed_now
+    if windowed and output is not None:
+        timeline_dir = Path(args.timeline_dir) if args.timeline_dir else output.with_name(f"{output.stem}_timelines")
+        summaries = finish_windows(output, scorer.encoder.score_range, timeline_dir)
+        writer = RowWriter(output, columns, append=True)
+        for summary in summaries:
+            writer.write(summary)
+        writer.close()
+        print(f"{len(summaries)} whole-video rows; timelines in {timeline_dir}", file=sys.stderr)
     return EXIT_SOME_FAILED if failed else EXIT_OK
 
 
-def merge_outputs(output: Path, items, keys, columns, resume: bool) -> int:
-    """Rank 0: the output rows and every rank's partial rows -> one output in input order; partials removed."""
+def merge_outputs(output: Path, keys: list[str], columns: list[str], progress: Progress) -> dict[str, dict]:
+    """Rank 0: the kept rows and every partial file -> one output in input order (replaced atomically); the partial
+    files are removed. Returns the rows by input key."""
     from .streaming import partial_files, read_partial_rows
 
-    by_key = keyed_rows(output) if resume else {}
+    by_key = dict(progress.rows)
     for row in read_partial_rows(output):
         by_key[row.pop("input_key")] = row
     missing = [key for key in keys if key not in by_key]
     if missing:
-        raise RuntimeError(f"{len(missing)} inputs have no row after the merge (first: {missing[0]}); rerun with --resume.")
-    temporary = output.with_name(f".{output.name}.merging")
+        raise RuntimeError(
+            f"{len(missing)} inputs have no row after the merge (first: {missing[0].rsplit('#', 1)[0]}): a rank's partial "
+            f"file is missing; with several machines --output must be on a file system they all see. Rerun with --resume.")
+    temporary = output.with_name(f".{output.stem}.merging{output.suffix}")  # the suffix picks CSV or JSONL
     writer = RowWriter(temporary, columns, append=False)
-    failed = 0
     for key in keys:
-        row = by_key[key]
-        failed += bool(row.get("error"))
-        writer.write({column: row.get(column) for column in columns})
+        writer.write(by_key[key])
     writer.close()
     os.replace(temporary, output)
     for path in partial_files(output):
         path.unlink()
-    return failed
+    return {key: by_key[key] for key in keys}
 
 
 def main(argv=None) -> int:

@@ -8,6 +8,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -216,13 +217,14 @@ def test_readme_usage_python_snippets_run_and_agree(trained_export, records, tmp
     clip = records[0]
     substituted = [
         block.replace("runs/demo/run/model", str(trained_export))
+        .replace("runs/demo/run/adapter", str(trained_export.parent / "adapter"))
         .replace('"clip.mp4"', repr(clip.media_path))
         .replace("I really liked this movie.", clip.text)
         for block in readme_usage_blocks("python")
     ]
-    assert len(substituted) == 3
+    assert len(substituted) == 4
     outputs = []
-    for block in substituted:
+    for block in substituted[:3]:
         result = subprocess.run([sys.executable, "-c", block], capture_output=True, text=True, cwd=tmp_path, stdin=subprocess.DEVNULL)
         assert result.returncode == 0, result.stderr[-3000:]
         outputs.append(result.stdout.strip().splitlines()[-1])
@@ -230,6 +232,20 @@ def test_readme_usage_python_snippets_run_and_agree(trained_export, records, tmp
     [loaded_model_score] = json.loads(outputs[1])
     assert loaded_model_score == pytest.approx(python_score, abs=1e-6)
     assert float(outputs[2]) == pytest.approx(python_score, abs=1e-6)
+    # The adapter snippet loads both ways; the loaded models score like the merged export.
+    check = substituted[3] + textwrap.dedent(
+        f"""
+        import torch
+        from omni_regressor import SentimentScorer
+        for loaded in (model, AutoPeftModelForSequenceClassification.from_pretrained({str(trained_export.parent / 'adapter')!r}, trust_remote_code=True)):
+            scorer = SentimentScorer.from_model(loaded.eval(), processor=__import__("transformers").AutoProcessor.from_pretrained({str(trained_export)!r}, trust_remote_code=True))
+            print(scorer.score([{clip.media_path!r}], [{clip.text!r}])[0])
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, cwd=tmp_path, stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, result.stderr[-3000:]
+    for line in result.stdout.strip().splitlines()[-2:]:
+        assert float(line) == pytest.approx(python_score, abs=1e-3)
 
 
 def test_readme_usage_shell_commands_run(trained_export, records, demo_dataset_dir, tmp_path):
