@@ -12,6 +12,7 @@ as per-expert `nn.Linear` modules (see `Qwen3OmniMoeLinearExperts`). Both share 
 loading through `OmniSentimentRegressionPreTrainedModel`.
 """
 
+import contextvars
 import os
 from dataclasses import dataclass
 
@@ -46,6 +47,8 @@ except ImportError:  # installed as a top-level module of the omni-regressor pac
 
 
 logger = logging.get_logger(__name__)
+# The base checkpoint an adapter folder stands for, while `from_pretrained` loads it (its head comes from peft).
+_LOADING_ADAPTER_BASE = contextvars.ContextVar("loading_adapter_base", default=None)
 
 # Original Qwen2.5-Omni / Qwen3-Omni checkpoints hold the Thinker's language model as `thinker.model.*` beside
 # `thinker.audio_tower.*` and `thinker.visual.*` (Thinker-only checkpoints: `thinker.model.*` when written by
@@ -149,6 +152,11 @@ class OmniSentimentRegressionPreTrainedModel(PreTrainedModel):
         self.head = OmniRegressionHead(hidden_size, config.head_hidden_size, config.head_dropout)
         self.post_init()
 
+    @property
+    def is_gradient_checkpointing(self) -> bool:
+        """peft still reads this name, which transformers 5 deprecated (with a warning) for the one returned here."""
+        return self.is_activation_checkpointing
+
     def get_input_embeddings(self):
         return self.thinker.get_input_embeddings()
 
@@ -183,6 +191,14 @@ class OmniSentimentRegressionPreTrainedModel(PreTrainedModel):
         # By `model_type`, not `isinstance`: with remote code, AutoModel's config class may come from another copy of
         # this folder's configuration module.
         is_regressor_config = getattr(config, "model_type", None) == OmniRegressorConfig.model_type
+        backbone_class = REGRESSOR_CLASSES.get(config.thinker_config.model_type) if is_regressor_config else None
+        if backbone_class is not None and not issubclass(cls, backbone_class):
+            # A regressor folder names its backbone. `AutoModel` keeps one model class per config class in a process
+            # (the first folder's), and folders with the same code share a config class, so a later folder of the
+            # other backbone arrives here: it goes to its own class.
+            return backbone_class.from_pretrained(
+                pretrained_model_name_or_path, *model_args, config=config, key_mapping=key_mapping, **kwargs
+            )
         if is_regressor_config and not _has_weights(pretrained_model_name_or_path, hub_kwargs):
             if not config.base_model_name_or_path:
                 raise ValueError(f"{pretrained_model_name_or_path} holds no weights and names no base checkpoint.")
@@ -192,6 +208,13 @@ class OmniSentimentRegressionPreTrainedModel(PreTrainedModel):
             adapter_kwargs = dict(kwargs.pop("adapter_kwargs", None) or {})
             adapter_kwargs.pop("_adapter_model_path", None)
             kwargs["adapter_kwargs"] = adapter_kwargs
+            token = _LOADING_ADAPTER_BASE.set(pretrained_model_name_or_path)
+            try:
+                return super().from_pretrained(
+                    pretrained_model_name_or_path, *model_args, config=config, key_mapping=key_mapping, **kwargs
+                )
+            finally:
+                _LOADING_ADAPTER_BASE.reset(token)
         return super().from_pretrained(
             pretrained_model_name_or_path, *model_args, config=config, key_mapping=key_mapping, **kwargs
         )
@@ -235,6 +258,11 @@ class OmniSentimentRegressionPreTrainedModel(PreTrainedModel):
         head_keys = {name for name in self.state_dict() if name.startswith("head.")}
         if head_keys and loading_info.missing_keys == head_keys:
             loading_info.missing_keys = set()
+            adapter_base = _LOADING_ADAPTER_BASE.get()
+            if adapter_base is not None:  # expected: peft restores the trained head with the LoRA weights
+                logger.info("%s: loaded the base weights of %s; peft restores the head and LoRA weights from the "
+                            "adapter.", type(self).__name__, adapter_base)
+                return
             logger.warning("%s: a new regression head was initialised (the checkpoint holds the backbone only).",
                            type(self).__name__)
 

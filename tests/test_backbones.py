@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 from safetensors import safe_open
+from transformers import AutoModel
 
 import train_with_trainer
 from conftest import training_flags
@@ -47,6 +48,15 @@ def test_qwen3_trains_with_the_default_flags_and_exports_a_qwen3_regressor(qwen3
     assert config["thinker_config"]["model_type"] == "qwen3_omni_moe_thinker"
     assert config["processing"]["image_factor"] == 32  # patch 16 x merge 2
     assert summary["parameters"]["lora_params"] > 0
+
+
+def test_automodel_loads_each_backbone_folder_as_its_own_class_in_one_process(trained_export, qwen3_run):
+    # Both folders carry the same code, so transformers shares one config class between them and registers the
+    # first folder's model class for it: the second load must still build its own backbone's class.
+    classes = [type(AutoModel.from_pretrained(folder, trust_remote_code=True)).__name__
+               for folder in (trained_export, qwen3_run[0] / "model", trained_export)]
+    assert classes == ["Qwen2_5OmniForSentimentRegression", "Qwen3OmniMoeForSentimentRegression",
+                       "Qwen2_5OmniForSentimentRegression"]
 
 
 def test_qwen3_export_evaluates_and_scores_in_a_fresh_process_like_predict(qwen3_run, demo_dataset_dir, tmp_path):
