@@ -2,6 +2,10 @@
 
 __version__ = "0.2.0"
 
+from . import quiet
+
+quiet.install()
+
 
 def __getattr__(name):
     # Lazy, so that `import omni_regressor` stays cheap for the CLI and the tests.

@@ -1,5 +1,7 @@
 """The HF Trainer with two hooks: the head's own learning rate, and the time each training stage takes."""
 
+import logging
+
 import numpy as np
 from transformers import Trainer
 
@@ -16,6 +18,10 @@ def label_statistics(labels) -> tuple[float, float]:
     return float(labels.mean()), float(max(labels.std(), 1e-3))
 
 
+def _same_second_checkpoints(record: logging.LogRecord) -> bool:
+    return "mtime may not be reliable" not in record.getMessage()
+
+
 class OmniRegressorTrainer(Trainer):
     """`head_learning_rate`: the head's parameter group gets its own learning rate (LoRA uses `learning_rate`).
 
@@ -27,6 +33,16 @@ class OmniRegressorTrainer(Trainer):
         super().__init__(*args, **kwargs)
         self.head_learning_rate = head_learning_rate
         self.stage_clock = StageClock()
+
+    def _save_checkpoint(self, model, trial):
+        """As the Trainer's. Checkpoints of a fast run (tiny models, few steps) are written less than a second apart;
+        transformers then orders them by step, which is right, but warns that the filesystem's mtime is unreliable."""
+        checkpoint_logger = logging.getLogger("transformers.trainer_utils")
+        checkpoint_logger.addFilter(_same_second_checkpoints)
+        try:
+            return super()._save_checkpoint(model, trial)
+        finally:
+            checkpoint_logger.removeFilter(_same_second_checkpoints)
 
     def create_optimizer(self, model=None):
         if self.optimizer is not None or self.head_learning_rate is None:

@@ -121,3 +121,29 @@ def test_every_backbone_declares_what_the_package_reads():
                                              "audio_eos_token", "vision_bos_token", "vision_eos_token"}
         assert {"paper", "language-only"} <= set(spec.lora_targets) and "tiny" in spec.architectures
         assert spec.regressor_class.thinker_model_type == spec.thinker_model_type
+
+
+def test_only_the_talker_token_id_false_alarm_is_silenced():
+    import logging
+
+    from transformers.models.qwen2_5_omni.configuration_qwen2_5_omni import Qwen2_5OmniTalkerConfig
+
+    import omni_regressor  # noqa: F401 - installs the filter
+
+    config_logger = logging.getLogger("transformers.configuration_utils")
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append  # sees what passes the logger's filters
+    config_logger.addHandler(handler)
+    try:
+        logging.Logger.warning_once.cache_clear()  # transformers warns once per process: make this call warn again
+        # transformers' own default Talker config (as in the released one): text-token ids beyond the codec vocabulary.
+        talker = Qwen2_5OmniTalkerConfig()
+        config_logger.warning("Model config: pad_token_id must be `None` or an integer within the vocabulary "
+                              "(between 0 and 8447), got 9000.")
+    finally:
+        config_logger.removeHandler(handler)
+    assert talker.tts_text_start_token_id >= talker.vocab_size
+    messages = [record.getMessage() for record in records]
+    assert not any("tts_text_start_token_id" in message or "vision_start_token_id" in message for message in messages)
+    assert any("pad_token_id must be `None`" in message for message in messages)  # any other such id still warns

@@ -294,6 +294,9 @@ def test_demo_main_job_beats_the_mean_predictor(tmp_path):
         capture_output=True, text=True, cwd=tmp_path, stdin=subprocess.DEVNULL, timeout=600,
     )
     assert result.returncode == 0, result.stderr[-4000:]
+    # A quiet run: no library warning (e.g. about the default configs transformers builds while saving).
+    noise = [line for line in result.stderr.splitlines() if "Warning" in line or line.startswith("[transformers]")]
+    assert noise == []
     report = json.loads((tmp_path / "demo" / "demo_report.json").read_text())
     assert report["test_MAE"] < report["mean_predictor_test_MAE"]
     assert Path(report["model_card"]).exists()
