@@ -118,20 +118,33 @@ def score_clips(model, encoder: ClipEncoder, paths, transcripts=None, batch_size
     transcripts = list(transcripts) if transcripts is not None else [None] * len(paths)
     windows = list(windows) if windows is not None else [(0.0, None)] * len(paths)
     results: list[ClipScore | None] = [None] * len(paths)
-    groups = {}
+    prepared = []
     for index, (path, transcript, (start, end)) in enumerate(zip(paths, transcripts, windows)):
         clip = prepare_clip(encoder, index, path, transcript, allow_missing_modalities, modalities, explain, start, end)
         if clip.error is not None:
             results[index] = ClipScore(clip.path, None, clip.modalities, clip.error)
         else:
-            groups.setdefault(clip.modalities, []).append(clip)
-    for clips in groups.values():
-        clips.sort(key=lambda clip: clip.length)
-        for begin in range(0, len(clips), batch_size):
-            chunk = clips[begin : begin + batch_size]
-            for clip, result in zip(chunk, score_prepared(model, encoder, chunk, device)):
-                results[clip.index] = result
+            prepared.append(clip)
+    for clip, result in zip(prepared, score_in_length_order(model, encoder, prepared, batch_size, device)):
+        results[clip.index] = result
     return results
+
+
+def score_in_length_order(model, encoder: ClipEncoder, clips: list[PreparedClip], batch_size: int, device=None,
+                          score_batch=score_prepared) -> list[ClipScore]:
+    """Scores prepared clips in batches of one modality set sorted by length (little padding); results in the order of
+    `clips`. `score_batch(model, encoder, clips, device) -> results` scores one batch (default: `score_prepared`)."""
+    results = {}
+    groups = {}
+    for clip in clips:
+        groups.setdefault(clip.modalities, []).append(clip)
+    for group in groups.values():
+        group.sort(key=lambda clip: clip.length)
+        for begin in range(0, len(group), batch_size):
+            chunk = group[begin : begin + batch_size]
+            for clip, result in zip(chunk, score_batch(model, encoder, chunk, device)):
+                results[id(clip)] = result
+    return [results[id(clip)] for clip in clips]
 
 
 def score_video_windows(model, encoder: ClipEncoder, path, window: float, hop: float | None = None, transcript=None,

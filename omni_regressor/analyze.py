@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pipeline_omni_regressor import ClipScore, PreparedClip
+from pipeline_omni_regressor import ClipScore, PreparedClip, score_in_length_order
 from processing_omni_regressor import ClipEncoder, ProcessingSettings, model_inputs
 
 from .arguments import OmniArgumentParser, ProcessingArguments, default_num_workers
@@ -195,19 +195,9 @@ def plot_projections(path, panels: dict, labels, score_range, title: str) -> Pat
 
 @torch.no_grad()
 def pool_prepared(model, encoder: ClipEncoder, prepared: list[PreparedClip], batch_size: int, device) -> list[ClipScore]:
-    """Pooled states (`extras["pooled_hidden_state"]`, float32) and scores of prepared clips, in their order; batches
-    of one modality set sorted by length; a failing batch is retried clip by clip, a failing clip keeps its error."""
-    results = {}
-    groups = {}
-    for clip in prepared:
-        groups.setdefault(clip.modalities, []).append(clip)
-    for group in groups.values():
-        group.sort(key=lambda clip: clip.length)
-        for start in range(0, len(group), batch_size):
-            chunk = group[start : start + batch_size]
-            for clip, result in zip(chunk, _pool_batch(model, encoder, chunk, device)):
-                results[id(clip)] = result
-    return [results[id(clip)] for clip in prepared]
+    """Pooled states (`extras["pooled_hidden_state"]`, float32) and scores of prepared clips, in their order; batched
+    as for scoring; a failing batch is retried clip by clip, a failing clip keeps its error."""
+    return score_in_length_order(model, encoder, prepared, batch_size, device, score_batch=_pool_batch)
 
 
 def _pool_batch(model, encoder, chunk, device) -> list[ClipScore]:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from pipeline_omni_regressor import ClipScore, PreparedClip, prepare_clip, score_prepared
+from pipeline_omni_regressor import ClipScore, PreparedClip, prepare_clip, score_in_length_order
 
 DEFAULT_WINDOW_BATCHES = 4
 # Ranks wait for the slowest one at the end of a pass; on a large corpus that can take hours, not the default 30 min.
@@ -85,7 +85,7 @@ def stream_scores(model, encoder, items: list[InputItem], batch_size: int = 8, n
     sorted by length); it receives the clips of one window that could be prepared. `explain` adds the leave-one-out
     scores of every clip (one more forward per modality, batched the same way).
     """
-    score_window = score_window or (lambda clips: score_sorted(model, encoder, clips, batch_size, device))
+    score_window = score_window or (lambda clips: score_in_length_order(model, encoder, clips, batch_size, device))
     loader = torch.utils.data.DataLoader(
         _Preparation(encoder, items, allow_missing_modalities, modalities, explain),
         batch_size=None,
@@ -115,21 +115,6 @@ def stream_scores(model, encoder, items: list[InputItem], batch_size: int = 8, n
     while next_position in finished:
         yield items[next_position], finished.pop(next_position)
         next_position += 1
-
-
-def score_sorted(model, encoder, clips: list[PreparedClip], batch_size: int, device=None) -> list[ClipScore]:
-    """Scores clips grouped by modality set and sorted by length; results in the order of `clips`."""
-    results = {}
-    groups = {}
-    for clip in clips:
-        groups.setdefault(clip.modalities, []).append(clip)
-    for group in groups.values():
-        group.sort(key=lambda clip: clip.length)
-        for start in range(0, len(group), batch_size):
-            chunk = group[start : start + batch_size]
-            for clip, result in zip(chunk, score_prepared(model, encoder, chunk, device)):
-                results[id(clip)] = result
-    return [results[id(clip)] for clip in clips]
 
 
 # --- distributed launches ------------------------------------------------------------------------------------------
