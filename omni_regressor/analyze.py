@@ -36,8 +36,8 @@ import torch
 from pipeline_omni_regressor import ClipScore, PreparedClip, score_in_length_order
 from processing_omni_regressor import ClipEncoder, ProcessingSettings, model_inputs
 
-from .arguments import OmniArgumentParser, ProcessingArguments, default_num_workers
-from .commands import UsageError, refuse_to_overwrite
+from .arguments import OmniArgumentParser, ProcessingArguments, UsageError, default_num_workers
+from .commands import refuse_to_overwrite
 from .data import DATASET_FORMATS, SPLITS
 
 logger = logging.getLogger("omni_regressor.analyze")

@@ -26,6 +26,11 @@ LOSS_TYPES = ("l1", "mse", "huber")
 DEFAULTS = ProcessingSettings()
 
 
+class UsageError(ValueError):
+    """A problem with the command line itself: one line on stderr, exit status 2, nothing is run."""
+
+
+
 def _help(text: str, **metadata) -> dict:
     return {"help": text, **metadata}
 

@@ -38,7 +38,7 @@ def user_errors() -> tuple[type[Exception], ...]:
     """Exceptions that are the user's to fix: reported in one line, no traceback."""
     from processing_omni_regressor import MediaError
 
-    from .commands import UsageError
+    from .arguments import UsageError
     from .inference import ModelFolderError
     from .run import RunError
 

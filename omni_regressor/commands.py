@@ -15,14 +15,10 @@ from pathlib import Path
 
 from processing_omni_regressor import DENOISERS
 
-from .arguments import OmniArgumentParser, ProcessingArguments, parse_score_range
+from .arguments import OmniArgumentParser, ProcessingArguments, UsageError, parse_score_range
 from .backbones import ARCHITECTURES, BACKBONES, LORA_PRESETS
 from .data import DATASET_FORMATS
 from .outputs import unwritable_reason
-
-
-class UsageError(ValueError):
-    """A user error: one line on stderr, exit status 2."""
 
 
 def refuse_to_overwrite(output_dir, overwrite: bool, what: str):
