@@ -152,11 +152,7 @@ def score_video_windows(model, encoder: ClipEncoder, path, window: float, hop: f
     """A long video scored in windows -> (one ClipScore per window, with `start`, `end`, `transcript` in its extras;
     a summary dict with the duration-weighted mean). Each window's transcript comes from the subtitle file beside
     the video (`.srt`/`.vtt`, cues assigned by time), else from `transcript` if given for the whole video."""
-    duration = media_duration(path)
-    spans = window_spans(duration, window, hop)
-    subtitles = subtitle_path_for(path)
-    cues = read_subtitles(subtitles) if subtitles else None
-    texts = [transcript_for(cues, start, end) if cues else transcript for start, end in spans]
+    duration, spans, texts = video_windows(path, window, hop, transcript)
     results = score_clips(model, encoder, [str(path)] * len(spans), texts, batch_size, explain=explain, device=device,
                           windows=spans)
     for result, (start, end), text in zip(results, spans, texts):
@@ -164,11 +160,28 @@ def score_video_windows(model, encoder: ClipEncoder, path, window: float, hop: f
     return results, window_summary(str(path), results, duration)
 
 
+def video_windows(path, window: float, hop: float | None = None, transcript=None):
+    """A long video's windows -> (duration, [(start, end)] seconds, each window's transcript: from the subtitle file
+    beside the video (`.srt`/`.vtt`, cues assigned by time), else `transcript`)."""
+    duration = media_duration(path)
+    spans = window_spans(duration, window, hop)
+    subtitles = subtitle_path_for(path)
+    cues = read_subtitles(subtitles) if subtitles else None
+    texts = [transcript_for(cues, start, end) if cues else transcript for start, end in spans]
+    return duration, spans, texts
+
+
+def duration_weighted_score(windows) -> float | None:
+    """[(start, end, score)] of the windows that were scored -> their mean score weighted by window length."""
+    if not windows:
+        return None
+    return float(np.average([score for _, _, score in windows], weights=[end - start for start, end, _ in windows]))
+
+
 def window_summary(path: str, results: list[ClipScore], duration: float) -> dict:
     """The whole-video row: the duration-weighted mean of the windows that could be scored."""
     scored = [result for result in results if result.score is not None]
-    weights = [result.extras["end"] - result.extras["start"] for result in scored]
-    score = float(np.average([result.score for result in scored], weights=weights)) if scored else None
+    score = duration_weighted_score([(result.extras["start"], result.extras["end"], result.score) for result in scored])
     return {"path": path, "start": 0.0, "end": duration, "score": score, "windows": len(results),
             "windows_failed": len(results) - len(scored)}
 

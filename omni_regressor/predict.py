@@ -19,7 +19,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .arguments import OmniArgumentParser, ProcessingArguments, default_num_workers
+from .arguments import OmniArgumentParser, ProcessingArguments, UsageError, default_num_workers
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".avi", ".mov", ".webm", ".m4v", ".wav", ".mp3", ".m4a", ".flac")
 COLUMNS = ["path", "video_id", "clip_id", "score", "label_bucket", "acc2", "modalities", "error"]
@@ -57,10 +57,6 @@ many processes / GPUs / machines: torchrun --nproc_per_node N [--nnodes M --node
 --no-python omni-regressor predict ... --output FILE (or accelerate launch): inputs are sharded by rank, each rank
 writes FILE.partial-*.jsonl and rank 0 merges one output in input order (FILE must be on a file system every machine
 sees). A failed rank fails the launch; rerun the same command with --resume to score only what is missing."""
-
-
-class UsageError(ValueError):
-    """A problem with the command line itself: exit status 2, nothing is scored."""
 
 
 @dataclass
@@ -326,29 +322,27 @@ def output_columns(modalities, transcribed: bool, explain: bool, windowed: bool)
 def window_items(pairs: list[tuple[str, str | None]], window: float, hop: float | None):
     """Each input video -> one item per window, the window's transcript from the subtitles beside it. A video that
     cannot be windowed (unreadable, shorter than the window, subtitles that do not parse) is one error item."""
-    from processing_omni_regressor import media_duration, read_subtitles, subtitle_path_for, transcript_for, window_spans
+    from pipeline_omni_regressor import video_windows
 
     from .streaming import InputItem
 
     items = []
     for path, _ in pairs:
         try:
-            spans = window_spans(media_duration(path), window, hop)
-            subtitles = subtitle_path_for(path)
-            cues = read_subtitles(subtitles) if subtitles else None
+            _, spans, texts = video_windows(path, window, hop)  # a whole-video transcript is not every window's
         except Exception as error:  # noqa: BLE001 - the video's error row; the others go on
             message = str(error) if str(path) in str(error) else f"{path}: {error}"
             items.append(InputItem(len(items), path, None, error=message))
             continue
-        items += [InputItem(len(items) + number, path, transcript_for(cues, start, end) if cues else None, start, end)
-                  for number, (start, end) in enumerate(spans)]
+        items += [InputItem(len(items) + number, path, text, start, end)
+                  for number, ((start, end), text) in enumerate(zip(spans, texts))]
     return items
 
 
 def finish_windows(output: Path, score_range, timeline_dir: Path) -> list[dict]:
     """The whole-video rows (duration-weighted mean of each video's windows) and one timeline PNG per video, for the
     videos of `output` that have none yet (a resumed run that had finished adds nothing)."""
-    from pipeline_omni_regressor import ClipScore, prediction_record
+    from pipeline_omni_regressor import ClipScore, duration_weighted_score, prediction_record
 
     from omni_regressor.eval.plots import plot_timeline
 
@@ -363,12 +357,9 @@ def finish_windows(output: Path, score_range, timeline_dir: Path) -> list[dict]:
         scored = [(float(row["start"]), float(row["end"]), float(row["score"])) for row in windows
                   if row.get("score") not in (None, "") and row.get("start") not in (None, "")]
         errors = [row["error"] for row in windows if row.get("error")]
-        if scored:
-            weights = [end - start for start, end, _ in scored]
-            score = sum(weight * value for weight, (_, _, value) in zip(weights, scored)) / sum(weights)
-            timeline = plot_timeline(scored, timeline_dir / f"{Path(path).stem}.png", score_range, title=Path(path).name)
-        else:
-            score, timeline = None, None
+        score = duration_weighted_score(scored)
+        timeline = (plot_timeline(scored, timeline_dir / f"{Path(path).stem}.png", score_range, title=Path(path).name)
+                    if scored else None)
         error = "" if scored else (errors[0] if errors else "no window could be scored")
         record = prediction_record(ClipScore(path, score, (), error or None), score_range)
         record.update(video_id=Path(path).parent.name, clip_id=Path(path).stem, kind="video",
