@@ -37,6 +37,7 @@ class ClipScore:
     modalities: tuple[str, ...]
     error: str | None = None
     extras: dict = field(default_factory=dict)
+    missing: dict = field(default_factory=dict)  # modality the model reads -> why the clip could not provide it
 
 
 @dataclass
@@ -44,6 +45,7 @@ class PreparedClip:
     """One clip encoded for the model (or the error that stopped it), with its position in the input.
 
     `variants` (with `explain`): the clip encoded once more without each of its modalities, by the one left out.
+    `missing`: each modality asked for that the clip could not provide -> the reason (`check-data`'s problem name).
     """
 
     index: int
@@ -52,6 +54,7 @@ class PreparedClip:
     modalities: tuple[str, ...]
     error: str | None = None
     variants: dict = field(default_factory=dict)
+    missing: dict = field(default_factory=dict)
 
     @property
     def length(self) -> int:
@@ -73,6 +76,7 @@ def prepare_clip(encoder: ClipEncoder, index: int, path, transcript=None, allow_
             missing = ", ".join(f"{name} ({encoder.missing_modality_reason(clip, name)})" for name in wanted if name not in available)
             return PreparedClip(index, path, None, available, f"missing modalities: {missing}")
         prepared = PreparedClip(index, path, encoder.encode(transcript, clip, available), available)
+        prepared.missing = {name: encoder.missing_modality_reason(clip, name) for name in wanted if name not in available}
         if explain and len(available) > 1:
             prepared.variants = {
                 left_out: encoder.encode(transcript, clip, tuple(name for name in available if name != left_out))
@@ -90,7 +94,7 @@ def score_prepared(model, encoder: ClipEncoder, prepared: list[PreparedClip], de
     if the batch fails, each clip alone (its error kept)."""
     device = device or next(model.parameters()).device
     try:
-        results = [ClipScore(clip.path, score, clip.modalities)
+        results = [ClipScore(clip.path, score, clip.modalities, missing=clip.missing)
                    for clip, score in zip(prepared, _forward(model, encoder, [clip.encoded for clip in prepared], device))]
         for left_out in prepared[0].variants:  # the clips of one batch share their modalities, so their variants
             scores = _forward(model, encoder, [clip.variants[left_out] for clip in prepared], device)

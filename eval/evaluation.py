@@ -15,9 +15,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from omni_regressor.arguments import OmniArgumentParser, ProcessingArguments, default_num_workers
-from omni_regressor.data import DATASET_FORMATS, SPLITS, ClipProblem, DataProblemsError, check_dataset, write_skipped
+from omni_regressor.data import DATASET_FORMATS, SPLITS, ClipProblem, DataProblemsError, read_dataset, scan_problems, write_skipped
 from omni_regressor.data.records import write_csv_atomically
 from omni_regressor.outputs import unwritable_reason
 
@@ -35,6 +36,7 @@ ATTRIBUTION_PLOT, ATTRIBUTION_TABLE = "attribution.png", "attribution.md"
 
 @dataclass
 class EvaluateArguments:
+    _argument_group_name = "evaluate"
     model: str = field(metadata={"help": "A saved regressor folder (the export `<run>/model` of `omni-regressor train`)."})
     dataset_dir: str = field(metadata={"help": "Dataset root: MMSA layout (label.csv + Raw/) or CMU-SDK raw layout."})
     output_dir: str = field(metadata={"help": "Where predictions.csv, metrics.json and the PNG plots are written."})
@@ -105,7 +107,8 @@ def _evaluate(model_dir, dataset_dir, split, output_dir, dataset_format, labels_
 
     from configuration_omni_regressor import OmniRegressorConfig
     from omni_regressor.inference import SentimentScorer
-    from omni_regressor.run import RunError, saved_settings
+    from omni_regressor.arguments import RunError
+    from omni_regressor.settings import saved_settings
     from omni_regressor.streaming import InputItem, default_device, gather_rows, shard, stream_scores, world
     from processing_omni_regressor import ProcessingSettings
 
@@ -117,13 +120,15 @@ def _evaluate(model_dir, dataset_dir, split, output_dir, dataset_format, labels_
     metrics_dataset = _canonical_dataset(metrics_dataset or metrics_for_score_range(score_range))
     rank, world_size = world()
 
-    # 1. Data, checked (decoded through the cache) with the settings the model decodes with, before it loads.
-    records, problems = check_dataset(
-        dataset_dir, dataset_format=dataset_format, labels_csv=labels_csv, media_settings=settings.media_settings(),
-        modalities=settings.modalities, score_range=score_range, media_cache=processing.media_cache(),
-        num_workers=num_workers, progress=progress and rank == 0,
-    )
+    # 1. Data: the clips of `split` only, checked (decoded through the cache) with the settings the model decodes
+    # with, before it loads.
+    records, problems = read_dataset(dataset_dir, dataset_format, labels_csv=labels_csv, score_range=score_range)
     records, skipped = _split_records(records, problems, split)
+    media_problems = scan_problems(records, settings.media_settings(), settings.modalities,
+                                   media_cache=processing.media_cache(), num_workers=num_workers,
+                                   progress=progress and rank == 0)
+    unusable = {problem.clip_id for problem in media_problems}
+    records, skipped = [record for record in records if record.clip_id not in unusable], skipped + media_problems
     if skipped and not skip_bad_clips:
         raise DataProblemsError(skipped, root=dataset_dir)
     if not records and not skipped:
@@ -138,8 +143,11 @@ def _evaluate(model_dir, dataset_dir, split, output_dir, dataset_format, labels_
     items = [InputItem(index, record.media_path, record.text) for index, record in enumerate(records)]
     started = time.perf_counter()
     rows = []
-    for item, result in stream_scores(scorer.model, scorer.encoder, shard(items, rank, world_size), batch_size,
-                                      num_workers, allow_missing_modalities=False, device=scorer.device, explain=explain):
+    my_items = shard(items, rank, world_size)
+    scores = stream_scores(scorer.model, scorer.encoder, my_items, batch_size, num_workers,
+                           allow_missing_modalities=False, device=scorer.device, explain=explain)
+    for item, result in tqdm(scores, total=len(my_items), desc=f"scoring {split}", unit="clip",
+                             disable=not progress or rank != 0):
         rows.append({"index": item.index, "score": result.score, "error": result.error, "extras": result.extras})
     inference_seconds = time.perf_counter() - started
     rows = gather_rows(dist, rows)

@@ -50,6 +50,7 @@ NEIGHBOUR_BLOCK_ROWS = 1024  # rows of the distance matrix held at once (memory:
 
 @dataclass
 class AnalyzeArguments:
+    _argument_group_name = "analyze"
     model: str = field(metadata={"help": "A fine-tuned regressor folder (<run>/model), or a base checkpoint (Qwen2.5-Omni / "
                                          "Qwen3-Omni, folder or Hub id): the 'before' picture."})
     dataset_dir: str = field(metadata={"help": "Dataset root (MMSA layout, or --dataset_format cmu-sdk)."})

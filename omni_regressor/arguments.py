@@ -12,8 +12,7 @@ import sys
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from transformers import HfArgumentParser, TrainingArguments
-from transformers.trainer_utils import IntervalStrategy, SaveStrategy
+from transformers import HfArgumentParser
 
 from processing_omni_regressor import DENOISERS, ProcessingSettings, parse_modalities
 
@@ -24,10 +23,16 @@ READOUT_NAMES = ("discriminative", "generative")
 QUANTIZATIONS = ("4bit", "none")
 LOSS_TYPES = ("l1", "mse", "huber")
 DEFAULTS = ProcessingSettings()
+FLAG_FILE_SUFFIXES = (".json", ".yaml", ".yml")
+LONG_USAGE_FLAGS = 40
 
 
 class UsageError(ValueError):
     """A problem with the command line itself: one line on stderr, exit status 2, nothing is run."""
+
+
+class RunError(ValueError):
+    """A run that cannot start as asked (said before any model loads)."""
 
 
 
@@ -39,6 +44,7 @@ def _help(text: str, **metadata) -> dict:
 class ProcessingArguments:
     """What the model sees. Unset flags take the model's saved settings (evaluate, predict, ...) or, for a new run,
     the official Qwen-Omni values."""
+    _argument_group_name = "processing (what the model sees; unset: the model's saved settings)"
 
     modalities: str | None = field(default=None, metadata=_help(
         "Any non-empty subset of text,audio,video (also T+A+V). Default: the model's, or text,audio,video."))
@@ -103,6 +109,7 @@ class ProcessingArguments:
 
 @dataclass
 class ModelArguments:
+    _argument_group_name = "model"
     model_name_or_path: str = field(metadata=_help(
         "An original Qwen2.5-Omni or Qwen3-Omni checkpoint (Hub id or folder), or a saved regressor folder."))
     readout: str = field(default="discriminative", metadata=_help(
@@ -156,6 +163,7 @@ class ModelArguments:
 
 @dataclass
 class DataArguments:
+    _argument_group_name = "data"
     dataset_dir: str = field(metadata=_help("Dataset root: MMSA layout (label.csv + Raw/) or CMU-SDK raw layout."))
     dataset_format: str = field(default="mmsa", metadata=_help("Dataset layout.", choices=list(DATASET_FORMATS)))
     labels_csv: str | None = field(default=None, metadata=_help("Labels CSV for --dataset_format cmu-sdk."))
@@ -172,55 +180,6 @@ class DataArguments:
             raise ValueError("--dataset_format cmu-sdk needs --labels_csv (a CSV with video_id, clip_id, label, mode).")
         if not Path(self.dataset_dir).is_dir():
             raise ValueError(f"--dataset_dir {self.dataset_dir}: no such folder.")
-
-
-@dataclass
-class OmniTrainingArguments(TrainingArguments):
-    learning_rate: float = field(default=2e-4, metadata=_help("Learning rate of the LoRA weights."))
-    num_train_epochs: float = field(default=3.0, metadata=_help("Training epochs."))
-    per_device_train_batch_size: int = field(default=4, metadata=_help("Batch size per device for training."))
-    per_device_eval_batch_size: int = field(default=8, metadata=_help("Batch size per device for evaluation."))
-    eval_strategy: IntervalStrategy | str = field(default="epoch", metadata=_help("When to evaluate on the valid split."))
-    save_strategy: SaveStrategy | str = field(default="epoch", metadata=_help("When to save checkpoints."))
-    save_total_limit: int | None = field(default=2, metadata=_help("Checkpoints kept (the best is always kept)."))
-    load_best_model_at_end: bool = field(default=True, metadata=_help("Restore the epoch with the best valid metric."))
-    metric_for_best_model: str | None = field(default=None, metadata=_help(
-        "Metric that picks the best checkpoint (default: the readout's: MAE, or the answer loss for generative)."))
-    greater_is_better: bool | None = field(default=False, metadata=_help("Lower is better for MAE and loss."))
-    remove_unused_columns: bool = field(default=False, metadata=_help("Kept False: the collator reads text and media paths."))
-    logging_steps: float = field(default=10, metadata=_help("Log every N steps."))
-    dataloader_num_workers: int | None = field(default=None, metadata=_help(
-        "Worker processes that decode and encode clips (default: up to 4 with a GPU, one core left for the main "
-        "process; on CPU only from 8 cores). They stay alive across epochs."))
-    results_dir: str | None = field(default=None, metadata=_help(
-        "Append this run's test metrics to <results_dir>/<dataset>.csv (default: results/ beside --output_dir; "
-        "'none' to skip)."))
-    overwrite: bool = field(default=False, metadata=_help(
-        "Replace a finished run in --output_dir (default: refuse; an interrupted run continues with "
-        "--resume_from_checkpoint last)."))
-
-    def __post_init__(self):
-        # Activation checkpointing inside the Thinker is on unless switched off with either the new flag or its
-        # deprecated alias `--gradient_checkpointing`.
-        if self.activation_checkpointing is None and self.gradient_checkpointing is None:
-            self.activation_checkpointing = True
-        if self.dataloader_num_workers is None:
-            self.dataloader_num_workers = default_num_workers()
-        if self.dataloader_num_workers > 0:  # no worker start-up (and processor reload) every epoch
-            self.dataloader_persistent_workers = True
-        super().__post_init__()
-
-    def validate(self):
-        _at_least("per_device_train_batch_size", self.per_device_train_batch_size, 1)
-        _at_least("per_device_eval_batch_size", self.per_device_eval_batch_size, 1)
-        _at_least("dataloader_num_workers", self.dataloader_num_workers, 0)
-        _non_negative("learning_rate", self.learning_rate)
-        if self.push_to_hub and not self.hub_model_id:
-            raise ValueError("--push_to_hub needs --hub_model_id (the Hub repository to create or update).")
-        if self.max_steps is not None and self.max_steps > 0:
-            return
-        if not (self.num_train_epochs > 0 and math.isfinite(self.num_train_epochs)):
-            raise ValueError(f"--num_train_epochs must be positive, got {self.num_train_epochs:g} (or set --max_steps).")
 
 
 def default_num_workers() -> int:
@@ -270,17 +229,32 @@ def _in_unit_interval(name, value):
 
 
 class OmniArgumentParser(HfArgumentParser):
-    """HfArgumentParser with one spelling per flag (underscores), no abbreviations, a JSON/YAML file of flags as
-    first argument (flags after it override it), and one-line errors (exit status 2) for bad values."""
+    """HfArgumentParser with a heading per argument dataclass in `--help`, no abbreviations, JSON/YAML files of flags
+    anywhere on the command line (later flags override them), and one-line errors (exit status 2) for bad values.
+
+    Every flag is accepted as `--flag_name` and `--flag-name`, as HfArgumentParser does; `--help` lists the first.
+    """
 
     def __init__(self, dataclass_types, prog: str, description: str | None = None, epilog: str | None = None):
         super().__init__(dataclass_types, prog=prog, description=description, epilog=epilog, allow_abbrev=False,
-                         formatter_class=argparse.RawDescriptionHelpFormatter)
-        for action in self._actions:
-            dashed = [option for option in action.option_strings if option.startswith("--") and "-" in option[2:]]
-            for option in dashed:
-                action.option_strings.remove(option)
-                self._option_string_actions.pop(option, None)
+                         formatter_class=HelpFormatter)
+        if len(self._actions) > LONG_USAGE_FLAGS:  # the usage line would list every flag: the groups below do
+            required = " ".join(f"{action.option_strings[0]} {action.dest.upper()}" for action in self._actions
+                                if action.required and action.option_strings)
+            self.usage = f"{prog} [--help] {required} [FLAG VALUE ...] [FLAGS.yaml|FLAGS.json ...]".replace("  ", " ")
+        for dataclass_type in self.dataclass_types:
+            own_fields = getattr(dataclass_type, "_common_fields", None)
+            if own_fields is not None:
+                self._move_uncommon_flags(dataclass_type, own_fields)
+
+    def _move_uncommon_flags(self, dataclass_type, common_fields) -> None:
+        """Flags of `dataclass_type` not in `common_fields` go to a last group, so that its common flags come first."""
+        group = next(g for g in self._action_groups if g.title == dataclass_type._argument_group_name)
+        rest = self.add_argument_group(dataclass_type._other_argument_group_name)
+        for action in list(group._group_actions):
+            if action.dest not in common_fields:
+                group._group_actions.remove(action)
+                rest._group_actions.append(action)
 
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
@@ -290,10 +264,8 @@ class OmniArgumentParser(HfArgumentParser):
 
         `positional`: the name of a field that may also be given as the first bare argument (e.g. check-data ROOT).
         """
-        argv = list(sys.argv[1:] if argv is None else argv)
-        if argv and argv[0].endswith((".json", ".yaml", ".yml")) and not argv[0].startswith("-"):
-            argv = self.flags_from_file(argv[0]) + argv[1:]
-        elif positional and argv and not argv[0].startswith("-"):
+        argv = self.expand_flag_files(list(sys.argv[1:] if argv is None else argv))
+        if positional and argv and not argv[0].startswith("-"):
             argv = [f"--{positional}", argv[0], *argv[1:]]
         try:
             parsed = self.parse_args_into_dataclasses(argv, return_remaining_strings=True, look_for_args_file=False)
@@ -309,6 +281,22 @@ class OmniArgumentParser(HfArgumentParser):
             except ValueError as error:
                 self.error(str(error))
         return (*dataclasses, remaining) if allow_remaining else tuple(dataclasses)
+
+    def expand_flag_files(self, argv: list[str]) -> list[str]:
+        """Replaces each JSON/YAML file of flags, wherever it stands, by its flags (a later flag overrides them).
+
+        A `.json`/`.yaml` argument that is the value of the flag before it (e.g. `--deepspeed ds.json`) stays a value.
+        """
+        expanded = []
+        for index, argument in enumerate(argv):
+            previous = argv[index - 1] if index else ""
+            previous_action = self._option_string_actions.get(previous) if previous.startswith("-") else None
+            is_value = previous_action is not None and previous_action.nargs != 0 and "=" not in previous
+            if argument.endswith(FLAG_FILE_SUFFIXES) and not argument.startswith("-") and not is_value:
+                expanded += self.flags_from_file(argument)
+            else:
+                expanded.append(argument)
+        return expanded
 
     def flags_from_file(self, path) -> list[str]:
         path = Path(path)
@@ -340,22 +328,28 @@ class OmniArgumentParser(HfArgumentParser):
         return flags
 
 
-def training_parser(prog: str = "omni-regressor train") -> OmniArgumentParser:
-    return OmniArgumentParser(
-        (ModelArguments, DataArguments, ProcessingArguments, OmniTrainingArguments),
-        prog=prog,
-        description="Fine-tunes a sentiment readout on a Qwen-Omni Thinker with QLoRA and the HF Trainer, then exports "
-        "a Hub-ready folder. Flags may also come from a JSON or YAML file given first (later flags override it).",
-    )
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Lists each flag once, by its underscore spelling (the dashed alias works too, as the class docstring says)."""
 
-
-def parse_training_arguments(argv=None):
-    """-> (ModelArguments, DataArguments, ProcessingArguments, OmniTrainingArguments)."""
-    return training_parser().parse(argv)
+    def _format_action_invocation(self, action):
+        if action.option_strings:
+            underscored = [option for option in action.option_strings if not (option.startswith("--") and "-" in option[2:])]
+            if underscored and len(underscored) < len(action.option_strings):
+                action = argparse.Action(underscored, action.dest, nargs=action.nargs, metavar=action.metavar)
+        return super()._format_action_invocation(action)
 
 
 def dataclass_flag_names(*dataclass_types) -> set[str]:
     return {f"--{item.name}" for dataclass_type in dataclass_types for item in fields(dataclass_type)}
+
+
+def __getattr__(name):
+    # The training flags import `TrainingArguments` (and with it peft and bitsandbytes): only when asked for.
+    if name in ("OmniTrainingArguments", "parse_training_arguments", "training_parser"):
+        from . import training_arguments
+
+        return getattr(training_arguments, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = [

@@ -38,11 +38,44 @@ def user_errors() -> tuple[type[Exception], ...]:
     """Exceptions that are the user's to fix: reported in one line, no traceback."""
     from processing_omni_regressor import MediaError
 
-    from .arguments import UsageError
+    from .arguments import RunError, UsageError
     from .inference import ModelFolderError
-    from .run import RunError
 
     return (UsageError, ModelFolderError, RunError, MediaError, FileExistsError)
+
+
+MODEL_FLAGS = ("--model", "--model_name_or_path", "--model-name-or-path", "--transcribe_model", "--transcribe-model")
+
+
+def hub_failure(error: BaseException) -> str | None:
+    """Why the Hub could not provide a model (offline, no network, unknown or gated repository), or None when `error`
+    is something else. transformers wraps huggingface_hub's errors in an `OSError`: the cause chain tells."""
+    from huggingface_hub import errors as hub_errors
+
+    reasons = (
+        (hub_errors.GatedRepoError, "a gated repository: log in first (hf auth login) with an account that has access"),
+        (hub_errors.RepositoryNotFoundError, "no such repository, or a private one: check the id, or log in"),
+        (hub_errors.RevisionNotFoundError, "no such revision"),
+        (hub_errors.OfflineModeIsEnabled, "HF_HUB_OFFLINE is set and it is not in the local cache"),
+        (hub_errors.LocalEntryNotFoundError, "not in the local cache and the Hub cannot be reached"),
+        (hub_errors.HfHubHTTPError, "the Hub answered with an error"),
+    )
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        for error_type, reason in reasons:
+            if isinstance(error, error_type):
+                return reason
+        error = error.__cause__ or error.__context__
+    return None
+
+
+def hub_failure_message(command: str, argv: list[str], reason: str) -> str:
+    named = [argv[index + 1] for index, flag in enumerate(argv[:-1]) if flag in MODEL_FLAGS]
+    named += [flag.split("=", 1)[1] for flag in argv if flag.split("=", 1)[0] in MODEL_FLAGS and "=" in flag]
+    what = f"{named[0]!r}" if named else "the model"
+    return (f"omni-regressor {command}: error: cannot fetch {what} from the Hugging Face Hub ({reason}). Pass a local "
+            "folder instead, or run once with network to cache it (then HF_HUB_OFFLINE=1 works).")
 
 
 def main(argv=None) -> int:
@@ -63,6 +96,12 @@ def main(argv=None) -> int:
         return 1
     except user_errors() as error:
         print(f"omni-regressor {argv[0]}: error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:
+        reason = hub_failure(error)
+        if reason is None:
+            raise
+        print(hub_failure_message(argv[0], argv[1:], reason), file=sys.stderr)
         return 2
 
 

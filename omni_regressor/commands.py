@@ -16,6 +16,7 @@ from pathlib import Path
 from processing_omni_regressor import DENOISERS
 
 from .arguments import OmniArgumentParser, ProcessingArguments, UsageError, parse_score_range
+from .settings import resolve_settings as resolved_settings
 from .backbones import ARCHITECTURES, BACKBONES, LORA_PRESETS
 from .data import DATASET_FORMATS
 from .outputs import unwritable_reason
@@ -36,6 +37,7 @@ def refuse_to_overwrite(output_dir, overwrite: bool, what: str):
 
 @dataclass
 class ParamsArguments:
+    _argument_group_name = "params"
     arch: str = field(default="7b", metadata={"help": "Preset shape (built on the meta device).", "choices": list(ARCHITECTURES)})
     lora_preset: str = field(default="paper", metadata={"help": "LoRA preset.", "choices": list(LORA_PRESETS)})
     head_hidden_size: int = field(default=256, metadata={"help": "Hidden width of the regression head."})
@@ -56,6 +58,7 @@ def params_command(argv) -> int:
 
 @dataclass
 class TinyBackboneArguments:
+    _argument_group_name = "tiny-backbone"
     output_dir: str = field(metadata={"help": "Folder for the tiny released-layout checkpoint + processor."})
     backbone: str = field(default="qwen2.5-omni", metadata={"help": "Backbone family.", "choices": list(BACKBONES)})
     tokenizer: str = field(default="small", metadata={
@@ -77,6 +80,7 @@ def tiny_backbone_command(argv) -> int:
 
 @dataclass
 class DemoDataArguments:
+    _argument_group_name = "demo-data"
     output_dir: str = field(metadata={"help": "Folder for the generated MMSA-layout dataset."})
     num_clips: int = field(default=48, metadata={"help": "Number of clips."})
     seed: int = field(default=0, metadata={"help": "Seed of labels, wording, tones and frames."})
@@ -99,6 +103,7 @@ def demo_data_command(argv) -> int:
 
 @dataclass
 class CheckDataArguments:
+    _argument_group_name = "check-data"
     dataset_dir: str = field(metadata={"help": "Dataset root (also accepted as the first bare argument)."})
     dataset_format: str = field(default="mmsa", metadata={"help": "Dataset layout.", "choices": list(DATASET_FORMATS)})
     labels_csv: str | None = field(default=None, metadata={"help": "Labels CSV for the cmu-sdk layout."})
@@ -115,22 +120,6 @@ class CheckDataArguments:
         parse_score_range(self.score_range)
         if not Path(self.dataset_dir).is_dir():
             raise ValueError(f"--dataset_dir {self.dataset_dir}: no such folder.")
-
-
-def resolved_settings(processing_args: ProcessingArguments, model_name_or_path=None):
-    """The processing settings a command uses: the flags over a saved model's settings, resolved for its processor
-    (or, without a model, for the official Qwen2.5-Omni processor settings)."""
-    from processing_omni_regressor import ProcessingSettings
-
-    if model_name_or_path is None:
-        return processing_args.settings().resolve_for(image_factor=28, extractor_seconds=300.0), None
-    from transformers import AutoProcessor
-
-    from .run import saved_settings
-
-    processor = AutoProcessor.from_pretrained(model_name_or_path, trust_remote_code=True)
-    base = saved_settings(model_name_or_path) or ProcessingSettings()
-    return processing_args.settings(base).resolve(processor), processor
 
 
 def check_data_command(argv) -> int:
@@ -159,6 +148,7 @@ def check_data_command(argv) -> int:
 
 @dataclass
 class InspectArguments:
+    _argument_group_name = "inspect-inputs"
     model: str = field(metadata={"help": "A base checkpoint (folder or Hub id) with its processor, or a saved regressor "
                                          "(its saved settings apply; flags override them)."})
     transcript: str | None = field(default=None, metadata={"help": "The clip's transcript (text modality)."})
@@ -219,6 +209,7 @@ def inspect_inputs_command(argv) -> int:
 
 @dataclass
 class DenoiseArguments:
+    _argument_group_name = "denoise"
     input: str = field(metadata={"help": "A video or audio file (also accepted as the first bare argument)."})
     output: str = field(metadata={"help": "The WAV file to write: 16 kHz mono, 16-bit PCM."})
     denoise: str = field(default="deepfilternet", metadata={
@@ -313,6 +304,7 @@ def denoise_command(argv) -> int:
 
 @dataclass
 class ServeArguments:
+    _argument_group_name = "serve"
     model: str = field(metadata={"help": "An exported regressor folder (or Hub id) to serve."})
     host: str = field(default="127.0.0.1", metadata={"help": "Address to listen on (0.0.0.0 for every interface)."})
     port: int = field(default=7860, metadata={"help": "Port to listen on."})

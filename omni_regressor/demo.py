@@ -14,6 +14,7 @@ from pathlib import Path
 
 @dataclass
 class DemoArguments:
+    _argument_group_name = "demo"
     output_dir: str = field(default="runs/demo", metadata={"help": "Where the backbone, data, run and export go."})
     num_clips: int = field(default=60, metadata={"help": "Generated clips (60/20/20 train/valid/test)."})
     num_train_epochs: float = field(default=8.0, metadata={"help": "Training epochs."})

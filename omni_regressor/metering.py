@@ -78,10 +78,11 @@ class StageClock:
         return _Timer()
 
     def report(self) -> dict:
+        # Unrounded: a reader recomputing the fraction from the seconds gets the same number.
         step = self.seconds["data_wait"] + self.seconds["forward_backward"]
         return {
-            **{f"{stage}_seconds": round(value, 3) for stage, value in self.seconds.items()},
-            "data_wait_fraction": round(self.seconds["data_wait"] / step, 4) if step else None,
+            **{f"{stage}_seconds": value for stage, value in self.seconds.items()},
+            "data_wait_fraction": self.seconds["data_wait"] / step if step else None,
             "dataloader_num_workers": self.dataloader_num_workers,
         }
 

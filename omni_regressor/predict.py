@@ -13,6 +13,7 @@ what is missing.
 
 import csv
 import io
+from collections import Counter
 import json
 import os
 import sys
@@ -61,6 +62,7 @@ sees). A failed rank fails the launch; rerun the same command with --resume to s
 
 @dataclass
 class PredictArguments:
+    _argument_group_name = "predict"
     model: str = field(metadata={"help": "Saved regressor: an exported folder or a Hub id."})
     transcript: str | None = field(default=None, metadata={"help": "Transcript of the clip, for a single INPUT file."})
     batch_size: int = field(default=8, metadata={"help": "Clips per forward pass (grouped by modalities, sorted by length)."})
@@ -372,6 +374,23 @@ def finish_windows(output: Path, score_range, timeline_dir: Path) -> list[dict]:
 # --- the command ---------------------------------------------------------------------------------------------------
 
 
+class FewerModalities:
+    """Counts the clips scored on fewer modalities than the model reads, by reason (no transcript, no audio, ...)."""
+
+    def __init__(self):
+        self.clips, self.reasons = 0, Counter()
+
+    def add(self, result) -> None:
+        if result.error is None and result.missing:
+            self.clips += 1
+            self.reasons.update(result.missing.values())
+
+    def summary(self, modalities) -> str:
+        reasons = ", ".join(f"{reason}: {count}" for reason, count in sorted(self.reasons.items()))
+        return (f"{self.clips} clips scored on fewer modalities than the model reads ({'+'.join(modalities)}): "
+                f"{reasons} (the modalities column says which each used).")
+
+
 @dataclass
 class Progress:
     """What earlier runs left: rows by input key (the output's, then the partial files'), and the partial files of an
@@ -479,7 +498,7 @@ def run_on_this_rank(args: PredictArguments, processing_args: ProcessingArgument
         if args.resume:
             cut_incomplete_line(output)
         writer = RowWriter(output, columns, append=args.resume)
-    failed_now = 0
+    failed_now, fewer_modalities = 0, FewerModalities()
     num_workers = default_num_workers() if args.num_workers is None else args.num_workers
     bar = tqdm(total=len(mine), desc=f"scoring{f' (rank {rank})' if sharded else ''}", unit="clip",
                disable=not args.progress)
@@ -490,6 +509,7 @@ def run_on_this_rank(args: PredictArguments, processing_args: ProcessingArgument
             if staged:
                 record["input_key"] = key_of[item.index]
             writer.write(record)
+            fewer_modalities.add(result)
             if result.error is not None:
                 failed_now += 1
                 message = result.error if result.path in result.error else f"{result.path}: {result.error}"
@@ -511,6 +531,8 @@ def run_on_this_rank(args: PredictArguments, processing_args: ProcessingArgument
         failed_now = sum(bool(rows[key].get("error")) for key in todo_keys)
     print(f"{len(todo) - failed_now} of {len(todo)} clips scored now, {failed_now} failed; "
           f"{len(rows) if output is not None else len(todo)} rows in the output.", file=sys.stderr)
+    if fewer_modalities.clips:
+        print(fewer_modalities.summary(scorer.encoder.settings.modalities), file=sys.stderr)
     failed = sum(bool(row.get("error")) for row in rows.values()) if rows else failed_now
     if windowed and output is not None:
         timeline_dir = Path(args.timeline_dir) if args.timeline_dir else output.with_name(f"{output.stem}_timelines")

@@ -21,7 +21,7 @@ from transformers import AutoProcessor, EarlyStoppingCallback, set_seed
 from omni_regressor.eval.metrics import metrics_for_score_range, msa_regression_metrics
 from processing_omni_regressor import ClipEncoder, ProcessingSettings
 
-from .arguments import parse_score_range
+from .arguments import RunError, parse_score_range  # noqa: F401 - RunError: its public home was here
 from .backbones import backbone_of, read_config_dict
 from .data import DataProblemsError, check_dataset, infer_score_range, records_to_dataset_dict, usable_records, write_skipped
 from .export import push_export
@@ -29,23 +29,12 @@ from .outputs import write_json
 from .metering import PeakMemoryCallback, Stopwatch, peak_memory_mb
 from .parameters import count_parameters
 from .readouts import RunContext, get_readout
+from .settings import saved_settings
 from .results import append_results
 from .trainer import OmniRegressorTrainer, label_statistics
 
 logger = logging.getLogger("omni_regressor.run")
 RUN_OUTPUTS = ("model", "adapter", "training_summary.json")
-
-
-class RunError(ValueError):
-    """A run that cannot start as asked (said before any model loads)."""
-
-
-def saved_settings(model_name_or_path) -> ProcessingSettings | None:
-    """The processing settings a saved regressor was trained with (None for an original checkpoint)."""
-    config = read_config_dict(model_name_or_path)
-    if config.get("model_type") == "omni_regressor":
-        return ProcessingSettings.from_dict(config.get("processing"))
-    return None
 
 
 def check_output_dir(training_args) -> None:

@@ -269,7 +269,7 @@ def test_training_reports_time_per_stage_with_the_dataloader_workers_asked_for(t
     assert stages["evaluation_seconds"] > 0
     assert 0 <= stages["data_wait_fraction"] <= 1
     assert stages["data_wait_fraction"] == pytest.approx(
-        stages["data_wait_seconds"] / (stages["data_wait_seconds"] + stages["forward_backward_seconds"]), abs=1e-3)
+        stages["data_wait_seconds"] / (stages["data_wait_seconds"] + stages["forward_backward_seconds"]), rel=1e-9)
     cache = tmp_path / "media-cache"  # filled by the data check's workers, read by the training workers
     assert len(list(cache.glob("*.safetensors"))) == len(list((demo_dataset_dir / "Raw").rglob("*.mp4")))
     assert not list(cache.glob(".*.tmp"))

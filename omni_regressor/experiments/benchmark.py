@@ -40,6 +40,7 @@ from ..readouts.generative import load_thinker
 
 @dataclass
 class BenchmarkArguments:
+    _argument_group_name = "benchmark"
     model_name_or_path: str | None = field(default=None, metadata={"help": "Original checkpoint (or use --random_weights)."})
     arch: str = field(default="tiny", metadata={"help": "With --random_weights: the preset shape.", "choices": list(ARCHITECTURES)})
     random_weights: bool = field(default=False, metadata={"help": "Build the --arch Thinker with random weights (no download)."})

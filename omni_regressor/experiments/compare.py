@@ -24,6 +24,7 @@ COST_COLUMNS = ["unparsable_rate", "truncated_rate", "out_of_range_rate", "ms_pe
 
 @dataclass
 class CompareArguments:
+    _argument_group_name = "compare"
     skip_zero_shot: bool = field(default=False, metadata={"help": "Leave out the zero-shot generative arm."})
     skip_generative_finetune: bool = field(default=False, metadata={"help": "Leave out the fine-tuned generative arm."})
 

@@ -28,6 +28,7 @@ from ..run import RunError, run_training
 
 @dataclass
 class SweepArguments:
+    _argument_group_name = "sweep"
     modality_sets: str = field(default="T,T+A,T+V,T+A+V", metadata={
         "help": "Comma-separated modality sets, each joined by '+' (T, A, V)."})
     seeds: list[int] = field(default_factory=lambda: [1, 2, 3, 4], metadata={"help": "Seeds, space-separated."})

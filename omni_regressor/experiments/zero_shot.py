@@ -20,11 +20,12 @@ from ..data import DATASET_FORMATS, SPLITS, DataProblemsError, check_dataset, in
 from ..outputs import write_json
 from ..metering import peak_memory_mb
 from ..readouts.generative import DEFAULT_MAX_NEW_TOKENS, evaluate_generative, load_thinker
-from ..run import RunError
+from ..arguments import RunError
 
 
 @dataclass
 class ZeroShotArguments:
+    _argument_group_name = "zero-shot"
     model_name_or_path: str = field(metadata={"help": "An original Qwen2.5-Omni or Qwen3-Omni checkpoint (Hub id or folder)."})
     dataset_dir: str = field(metadata={"help": "Dataset root (MMSA layout or CMU-SDK raw layout)."})
     output_dir: str = field(metadata={"help": "Where zero_shot.json goes."})

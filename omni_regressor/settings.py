@@ -1,0 +1,28 @@
+"""What the model sees: a model's saved processing settings, with the user's flags on top, resolved for its processor.
+
+Light on purpose (no Trainer, peft or bitsandbytes): every command that reads a model folder imports it.
+"""
+
+from processing_omni_regressor import ProcessingSettings
+
+from .backbones import read_config_dict
+
+
+def saved_settings(model_name_or_path) -> ProcessingSettings | None:
+    """The processing settings a saved regressor was trained with (None for an original checkpoint)."""
+    config = read_config_dict(model_name_or_path)
+    if config.get("model_type") == "omni_regressor":
+        return ProcessingSettings.from_dict(config.get("processing"))
+    return None
+
+
+def resolve_settings(processing_args, model_name_or_path=None):
+    """-> (settings, processor): `processing_args`' flags over the model's saved settings (the official ones for an
+    original checkpoint), resolved for its processor. Without a model: the official Qwen2.5-Omni values, no processor."""
+    if model_name_or_path is None:
+        return processing_args.settings().resolve_for(image_factor=28, extractor_seconds=300.0), None
+    from transformers import AutoProcessor
+
+    processor = AutoProcessor.from_pretrained(model_name_or_path, trust_remote_code=True)
+    base = saved_settings(model_name_or_path) or ProcessingSettings()
+    return processing_args.settings(base).resolve(processor), processor
