@@ -6,10 +6,10 @@ how much each modality moved the score, and for long clips the score over time.
 
 Exported folders carry this file as `app.py` (with `requirements.txt`), so the folder runs as a Gradio Space. It
 scores through the folder's own pipeline (`pipeline_omni_regressor.py`), the path of `omni-regressor predict`. The
-scoring function is the page's named API endpoint `/score`, inputs `(clip, transcript, subtitles)`:
+scoring function is the page's named API endpoint `/score`, inputs `(clip, transcript, subtitles)`, the last two optional:
 
     from gradio_client import Client, handle_file
-    Client("http://127.0.0.1:7860/").predict(handle_file("clip.mp4"), "I loved it", None, api_name="/score")
+    Client("http://127.0.0.1:7860/").predict(handle_file("clip.mp4"), "I loved it", api_name="/score")
 
 Imports: gradio, transformers, matplotlib (and, through the pipeline, torch, av, numpy).
 """
@@ -74,7 +74,7 @@ def build_app(model_dir: str) -> gr.Blocks:
     sentiment = pipeline("omni-sentiment-regression", model=model_dir, trust_remote_code=True)
     score_range = tuple(sentiment.encoder.score_range)
 
-    def score(clip, transcript, subtitles):
+    def score(clip, transcript=None, subtitles=None):
         """Scores one uploaded clip -> (score, Acc-7 class, polarity, attribution plot, timeline plot, message)."""
         empty = (None, "", "", None, None)
         if not clip:

@@ -151,3 +151,14 @@ def test_skip_bad_clips_evaluates_the_rest_and_lists_the_skipped_clip(
     clip_ids, _, _ = read_predictions(tmp_path / "eval" / "predictions.csv")
     assert clip_ids == [record.clip_id for record in test_records if record.clip_id != clip_id]
     assert report["num_clips"] == len(test_records) - 1
+
+
+def test_evaluate_decodes_only_the_clips_of_its_split(trained_export, demo_dataset_dir, test_records, tmp_path):
+    """A fresh media cache holds, after `--split test`, one decoded entry per test clip and none of the others."""
+    cache = tmp_path / "fresh-cache"
+    status = cli_main([
+        "evaluate", "--model", str(trained_export), "--dataset_dir", str(demo_dataset_dir), "--split", "test",
+        "--output_dir", str(tmp_path / "eval"), "--media_cache_dir", str(cache),
+    ])
+    assert status == 0
+    assert len(list(cache.rglob("*.safetensors"))) == len(test_records) < len(read_mmsa(demo_dataset_dir)[0])

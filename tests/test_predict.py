@@ -264,3 +264,15 @@ def test_readme_usage_shell_commands_run(trained_export, records, demo_dataset_d
             assert result.returncode == 0, (command, result.stderr[-3000:])
     assert (tmp_path / "scores.csv").exists()
     assert {"predictions.csv", "metrics.json", "scatter.png"} <= set(os.listdir(tmp_path / "runs" / "eval"))
+
+
+def test_a_summary_line_counts_clips_scored_on_fewer_modalities_and_says_why(trained_export, records, tmp_path, capsys):
+    clips = [shutil.copyfile(record.media_path, tmp_path / f"{index}.mp4") for index, record in enumerate(records[:3])]
+    table = tmp_path / "inputs.csv"
+    table.write_text("path,text\n" + "".join(
+        f"{clip},{'' if index < 2 else 'it was fine'}\n" for index, clip in enumerate(clips)), encoding="utf-8")
+    assert predict(trained_export, table, "--output", tmp_path / "scores.csv") == 0
+    lines = [line for line in capsys.readouterr().err.splitlines() if "fewer modalities" in line]
+    assert len(lines) == 1 and lines[0].startswith("2 clips scored on fewer modalities") and "empty_transcript: 2" in lines[0]
+    rows = read_csv(tmp_path / "scores.csv")
+    assert [row["modalities"] for row in rows] == ["audio+video", "audio+video", "text+audio+video"]

@@ -106,11 +106,12 @@ def test_the_score_endpoint_answers_gradio_client_like_predict(served_page, clip
 
     client = Client(served_page, verbose=False)
     assert "/score" in client.view_api(return_format="dict", print_info=False)["named_endpoints"]
-    score, bucket, polarity, attribution, timeline, message = client.predict(
-        handle_file(clip[0]), clip[1], None, api_name="/score"
-    )
-    assert score == pytest.approx(predicted["score"], abs=1e-4) and int(bucket) == predicted["label_bucket"]
-    assert polarity == predicted["acc2"] and attribution is not None and timeline is None  # a short clip: no timeline
+    for subtitles in ((None,), ()):  # the published call is (clip, transcript); subtitles are optional
+        score, bucket, polarity, attribution, timeline, message = client.predict(
+            handle_file(clip[0]), clip[1], *subtitles, api_name="/score"
+        )
+        assert score == pytest.approx(predicted["score"], abs=1e-4) and int(bucket) == predicted["label_bucket"]
+        assert polarity == predicted["acc2"] and attribution is not None and timeline is None  # short: no timeline
 
 
 def test_a_file_that_is_not_a_video_is_a_message_on_the_page(served_page, tmp_path):
