@@ -71,7 +71,8 @@ def interfaces_in_readme() -> list[str]:
     """Every `omni-regressor <command> ...` line of the README's and docs/' code blocks."""
     lines = []
     for path in [REPO_ROOT / "README.md", *sorted((REPO_ROOT / "docs").glob("*.md"))]:
-        for block in re.findall(r"```(?:bash|sh|console)?\n(.*?)```", path.read_text(encoding="utf-8"), re.DOTALL):
+        fenced = re.findall(r"^```([a-z]*)\n(.*?)^```", path.read_text(encoding="utf-8"), re.DOTALL | re.MULTILINE)
+        for block in [block for language, block in fenced if language in ("", "bash", "sh", "console")]:
             for line in block.replace("\\\n", " ").splitlines():
                 match = re.search(r"(?:^|\s)omni-regressor ([a-z][a-z-]*)(?=\s|$)(.*)", line)
                 if match and match.group(1) in COMMANDS:

@@ -207,10 +207,23 @@ def test_label_bucket_clips_to_the_score_range_and_rounds_half_to_even():
     assert (polarity(0.0), polarity(-0.01)) == ("positive", "negative")
 
 
-def readme_usage_blocks(language: str) -> list[str]:
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
-    section = readme.split("## Usage: scoring clips", 1)[1].split("\n## ", 1)[0]
+def markdown_section_blocks(path: str, heading: str, language: str) -> list[str]:
+    text = (Path(__file__).resolve().parents[1] / path).read_text(encoding="utf-8")
+    section = text.split(f"## {heading}\n", 1)[1].split("\n## ", 1)[0]
     return re.findall(rf"```{language}\n(.*?)```", section, flags=re.DOTALL)
+
+
+def readme_usage_blocks(language: str) -> list[str]:
+    """The usage snippets (the manual's "Usage: scoring clips"), run by the tests below."""
+    return markdown_section_blocks("docs/inference.md", "Usage: scoring clips", language)
+
+
+def test_the_readme_quick_start_is_the_tested_usage_code():
+    python_blocks = markdown_section_blocks("README.md", "Quick start", "python")
+    [shell_block] = markdown_section_blocks("README.md", "Quick start", "bash")
+    assert len(python_blocks) == 2 and set(python_blocks) <= set(readme_usage_blocks("python"))
+    tested_commands = {line for block in readme_usage_blocks("bash") for line in block.splitlines()}
+    assert shell_block.splitlines() and set(shell_block.splitlines()) <= tested_commands
 
 
 def test_readme_usage_python_snippets_run_and_agree(trained_export, records, tmp_path):
