@@ -68,6 +68,8 @@ class OmniRegressorConfig(PreTrainedConfig):
     """
 
     model_type = "omni_regressor"
+    # Thinker `model_type`s a regressor can be built on (`register_thinker_model_type` adds one).
+    thinker_model_types = list(THINKER_MODEL_TYPES)
     sub_configs_defaults = {
         "thinker_config": SubConfigSpec(config_class=AutoConfig, model_type="qwen2_5_omni_thinker"),
     }
@@ -97,9 +99,10 @@ class OmniRegressorConfig(PreTrainedConfig):
         self.validate_readout()
 
     def validate_readout(self):
-        if self.thinker_config.model_type not in THINKER_MODEL_TYPES:
+        if self.thinker_config.model_type not in self.thinker_model_types:
             raise ValueError(
-                f"`thinker_config.model_type` must be one of {THINKER_MODEL_TYPES}, got {self.thinker_config.model_type!r}."
+                f"`thinker_config.model_type` must be one of {tuple(self.thinker_model_types)}, got "
+                f"{self.thinker_config.model_type!r}."
             )
         if self.loss_type not in LOSS_TYPES:
             raise ValueError(f"`loss_type` must be one of {LOSS_TYPES}, got {self.loss_type!r}.")
@@ -118,6 +121,12 @@ class OmniRegressorConfig(PreTrainedConfig):
             raise ValueError(
                 f"`processing['modalities']` must be a non-empty subset of {MODALITIES}, got {modalities!r}."
             )
+
+    @classmethod
+    def register_thinker_model_type(cls, model_type: str) -> None:
+        """Accepts Thinkers of `model_type` (called by `register_regressor` for each backbone's regressor class)."""
+        if model_type not in cls.thinker_model_types:
+            cls.thinker_model_types.append(model_type)
 
     def get_text_config(self, *args, **kwargs):
         return self.thinker_config.get_text_config(*args, **kwargs)

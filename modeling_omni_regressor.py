@@ -61,13 +61,11 @@ CHECKPOINT_KEY_MAPPING = {
     r"^audio_tower\.": "thinker.audio_tower.",
     r"^visual\.": "thinker.visual.",
 }
-# `model_type` of an original checkpoint -> (its Thinker's model type, the key of `config.json` holding it or None).
-ORIGINAL_MODEL_TYPES = {
-    "qwen2_5_omni": ("qwen2_5_omni_thinker", "thinker_config"),
-    "qwen2_5_omni_thinker": ("qwen2_5_omni_thinker", None),
-    "qwen3_omni_moe": ("qwen3_omni_moe_thinker", "thinker_config"),
-    "qwen3_omni_moe_thinker": ("qwen3_omni_moe_thinker", None),
-}
+# Filled by `register_regressor` from each backbone's class (bottom of this file):
+# `model_type` of an original checkpoint -> (its Thinker's model type, the key of `config.json` holding it or None),
+# and Thinker `model_type` -> the regressor class that reads it.
+ORIGINAL_MODEL_TYPES: dict[str, tuple[str, str | None]] = {}
+REGRESSOR_CLASSES: dict[str, type] = {}
 
 
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
@@ -139,6 +137,9 @@ class OmniSentimentRegressionPreTrainedModel(PreTrainedModel):
     ]
     thinker_model_class: type[PreTrainedModel] = None
     thinker_model_type: str = None
+    # `model_type` of the original checkpoints this class loads -> the key of their config holding the Thinker's
+    # config (None: a Thinker-only checkpoint).
+    original_model_types: dict[str, str | None] = {}
 
     def __init__(self, config: OmniRegressorConfig):
         super().__init__(config)
@@ -356,6 +357,7 @@ class Qwen2_5OmniForSentimentRegression(OmniSentimentRegressionPreTrainedModel):
 
     thinker_model_class = Qwen2_5OmniThinkerModel
     thinker_model_type = "qwen2_5_omni_thinker"
+    original_model_types = {"qwen2_5_omni": "thinker_config", "qwen2_5_omni_thinker": None}
     _no_split_modules = ["Qwen2_5OmniDecoderLayer", "Qwen2_5OmniVisionBlock", "Qwen2_5OmniAudioEncoderLayer"]
 
 
@@ -495,13 +497,22 @@ class Qwen3OmniMoeForSentimentRegression(OmniSentimentRegressionPreTrainedModel)
 
     thinker_model_class = Qwen3OmniMoeThinkerModelWithLinearExperts
     thinker_model_type = "qwen3_omni_moe_thinker"
+    original_model_types = {"qwen3_omni_moe": "thinker_config", "qwen3_omni_moe_thinker": None}
     _no_split_modules = ["Qwen3OmniMoeAudioEncoder", "Qwen3OmniMoeVisionEncoder", "Qwen3OmniMoeDecoderLayerWithLinearExperts"]
 
 
-REGRESSOR_CLASSES = {
-    "qwen2_5_omni_thinker": Qwen2_5OmniForSentimentRegression,
-    "qwen3_omni_moe_thinker": Qwen3OmniMoeForSentimentRegression,
-}
+def register_regressor(regressor_class):
+    """Adds a backbone's regressor class to the tables above (and its Thinker `model_type` to the config's): a new
+    backbone is its class here (or anywhere, registered like this) plus its spec in `omni_regressor/backbones/`."""
+    REGRESSOR_CLASSES[regressor_class.thinker_model_type] = regressor_class
+    for model_type, thinker_key in regressor_class.original_model_types.items():
+        ORIGINAL_MODEL_TYPES[model_type] = (regressor_class.thinker_model_type, thinker_key)
+    OmniRegressorConfig.register_thinker_model_type(regressor_class.thinker_model_type)
+    return regressor_class
+
+
+register_regressor(Qwen2_5OmniForSentimentRegression)
+register_regressor(Qwen3OmniMoeForSentimentRegression)
 
 
 def regressor_class_name(thinker_model_type: str) -> str:

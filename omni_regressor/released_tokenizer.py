@@ -371,41 +371,32 @@ QWEN3_OMNI_PREPROCESSOR = {
     },
 }
 
-BACKBONES = {
-    "qwen2.5-omni": {
-        "added_tokens": QWEN2_5_OMNI_ADDED_TOKENS,
-        "named_tokens": QWEN2_5_OMNI_NAMED_TOKENS,
-        "tokenizer_config": QWEN2_5_OMNI_TOKENIZER_CONFIG,
-        "chat_template": QWEN2_5_OMNI_CHAT_TEMPLATE,
-        "preprocessor": QWEN2_5_OMNI_PREPROCESSOR,
-        "processor_class": Qwen2_5OmniProcessor,
-    },
-    "qwen3-omni": {
-        "added_tokens": QWEN3_OMNI_ADDED_TOKENS,
-        "named_tokens": QWEN3_OMNI_NAMED_TOKENS,
-        "tokenizer_config": QWEN3_OMNI_TOKENIZER_CONFIG,
-        "chat_template": QWEN3_OMNI_CHAT_TEMPLATE,
-        "preprocessor": QWEN3_OMNI_PREPROCESSOR,
-        "processor_class": Qwen3OmniMoeProcessor,
-    },
-}
-_ALIASES = {
-    "qwen2.5-omni": "qwen2.5-omni",
-    "qwen2_5_omni": "qwen2.5-omni",
-    "qwen2.5-omni-7b": "qwen2.5-omni",
-    "qwen3-omni": "qwen3-omni",
-    "qwen3_omni_moe": "qwen3-omni",
-    "qwen3-omni-30b-a3b": "qwen3-omni",
-}
+def __getattr__(name):
+    # `BACKBONES`: backbone name -> its released files, as the backbone specs hold them (`BackboneSpec.released_files`).
+    if name == "BACKBONES":
+        from .backbones import BACKBONES as specs
+
+        return {spec.name: spec.released_files for spec in specs.values() if spec.released_files is not None}
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 _CACHE_FORMAT = 1  # bump when the files written below change
 
 
 def _backbone(name: str) -> str:
-    key = _ALIASES.get(name.lower())
-    if key is None:
-        raise ValueError(f"unknown backbone {name!r}; expected one of {sorted(BACKBONES)}")
-    return key
+    """A backbone name or alias -> the name of a backbone with a released-files replica."""
+    from .backbones import get_backbone
+
+    spec = get_backbone(name)
+    if spec.released_files is None:
+        raise ValueError(f"backbone {spec.name!r} has no offline replica of its released tokenizer and processor.")
+    return spec.name
+
+
+def _released(name: str) -> dict:
+    from .backbones import get_backbone
+
+    return get_backbone(name).released_files
 
 
 def qwen_ranks_path() -> Path:
@@ -532,7 +523,7 @@ def _tokenizer_json(ranks_path: Path, added_tokens) -> dict:
 
 
 def _tokenizer_config(backbone: str) -> dict:
-    spec = BACKBONES[backbone]
+    spec = _released(backbone)
     added = {
         str(token_id): {
             "content": content,
@@ -582,7 +573,7 @@ def _tokenizer_dir(backbone: str, ranks_path: Path, cache_dir: Path | None) -> P
         return folder
     cache_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{backbone}-", dir=cache_dir))
-    spec = BACKBONES[backbone]
+    spec = _released(backbone)
     (staging / "tokenizer.json").write_text(
         json.dumps(_tokenizer_json(ranks_path, spec["added_tokens"]), ensure_ascii=False), encoding="utf-8"
     )
@@ -611,12 +602,12 @@ def build_qwen_tokenizer(
     key = _backbone(backbone)
     folder = _tokenizer_dir(key, qwen_ranks_path(), cache_dir)
     tokenizer = Qwen2TokenizerFast.from_pretrained(folder)
-    expected = {token_id: content for token_id, content, _ in BACKBONES[key]["added_tokens"]}
+    expected = {token_id: content for token_id, content, _ in _released(key)["added_tokens"]}
     got = {token_id: tokenizer.convert_ids_to_tokens(token_id) for token_id in expected}
     if got != expected:  # guards against a transformers change in how added tokens are re-numbered
         raise RuntimeError(f"added tokens landed at the wrong ids: {got}")
     tokenizer.padding_side = "left"
-    tokenizer.chat_template = BACKBONES[key]["chat_template"]
+    tokenizer.chat_template = _released(key)["chat_template"]
     return tokenizer
 
 
@@ -626,7 +617,7 @@ def build_released_processor(backbone: str = "qwen2.5-omni", tokenizer: Qwen2Tok
     checkpoints resolve them in transformers 5). Saves with `save_pretrained` and reloads with
     `AutoProcessor.from_pretrained(folder)` offline."""
     key = _backbone(backbone)
-    spec = BACKBONES[key]
+    spec = _released(key)
     tokenizer = tokenizer if tokenizer is not None else build_qwen_tokenizer(key)
     missing = [name for name in spec["named_tokens"] if getattr(tokenizer, name, None) is None]
     if missing:

@@ -5,7 +5,7 @@ Light on purpose (no Trainer, peft or bitsandbytes): every command that reads a 
 
 from processing_omni_regressor import ProcessingSettings
 
-from .backbones import read_config_dict
+from .backbones import DEFAULT_BACKBONE, get_backbone, read_config_dict
 
 
 def saved_settings(model_name_or_path) -> ProcessingSettings | None:
@@ -18,9 +18,12 @@ def saved_settings(model_name_or_path) -> ProcessingSettings | None:
 
 def resolve_settings(processing_args, model_name_or_path=None):
     """-> (settings, processor): `processing_args`' flags over the model's saved settings (the official ones for an
-    original checkpoint), resolved for its processor. Without a model: the official Qwen2.5-Omni values, no processor."""
+    original checkpoint), resolved for its processor. Without a model: the default backbone's official values, no
+    processor."""
     if model_name_or_path is None:
-        return processing_args.settings().resolve_for(image_factor=28, extractor_seconds=300.0), None
+        spec = get_backbone(DEFAULT_BACKBONE)
+        return processing_args.settings().resolve_for(image_factor=spec.image_factor,
+                                                      extractor_seconds=spec.extractor_seconds), None
     from transformers import AutoProcessor
 
     processor = AutoProcessor.from_pretrained(model_name_or_path, trust_remote_code=True)

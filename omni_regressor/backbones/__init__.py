@@ -1,7 +1,8 @@
-"""Backbone registry: one `BackboneSpec` per family, found by name, by `model_type` or by a checkpoint folder.
+"""Backbone registry: one `BackboneSpec` per family, found by name (or alias), by `model_type` or by a checkpoint.
 
-A new backbone is one module here (a `BackboneSpec`) and one entry in `BACKBONES`; its regressor class goes into
-`modeling_omni_regressor.py` (the Hub files stay self-contained).
+A new backbone is one module here (its `BackboneSpec`, registered with `register_backbone`) plus its regressor class
+(in `modeling_omni_regressor.py`, registered there with `register_regressor`, so exported folders carry it). Every
+other part of the package reads what it needs from the spec: see docs/extending.md.
 """
 
 import json
@@ -11,19 +12,32 @@ from .base import LORA_PROJECTIONS, BackboneSpec
 from .qwen2_5_omni import QWEN2_5_OMNI
 from .qwen3_omni import QWEN3_OMNI
 
-BACKBONES: dict[str, BackboneSpec] = {spec.name: spec for spec in (QWEN2_5_OMNI, QWEN3_OMNI)}
+BACKBONES: dict[str, BackboneSpec] = {}
+# `--arch` names: the default family's shapes keep their short names (tiny, 3b, 7b); the others' are prefixed
+# (qwen3-omni-30b-a3b).
+ARCHITECTURES: dict[str, tuple[BackboneSpec, str]] = {}
+DEFAULT_BACKBONE = QWEN2_5_OMNI.name
+
+
+def register_backbone(spec: BackboneSpec) -> BackboneSpec:
+    """Adds a backbone family: `--backbone`, `--arch` presets and `model_type` look-ups."""
+    BACKBONES[spec.name] = spec
+    for arch in spec.architectures:
+        ARCHITECTURES.setdefault(arch if spec.name == DEFAULT_BACKBONE else f"{spec.name}-{arch}", (spec, arch))
+    return spec
+
+
+register_backbone(QWEN2_5_OMNI)
+register_backbone(QWEN3_OMNI)
 LORA_PRESETS = tuple(sorted({preset for spec in BACKBONES.values() for preset in spec.lora_targets})) + ("none",)
-# `--arch` names: the Qwen2.5-Omni shapes keep their short names (tiny, 3b, 7b); Qwen3-Omni's are prefixed.
-ARCHITECTURES: dict[str, tuple[BackboneSpec, str]] = {
-    **{arch: (QWEN2_5_OMNI, arch) for arch in QWEN2_5_OMNI.architectures},
-    **{f"qwen3-omni-{arch}": (QWEN3_OMNI, arch) for arch in QWEN3_OMNI.architectures},
-}
 
 
 def get_backbone(name: str) -> BackboneSpec:
-    if name not in BACKBONES:
-        raise ValueError(f"unknown backbone {name!r}; choose one of {', '.join(BACKBONES)}.")
-    return BACKBONES[name]
+    """By name or alias (`qwen2.5-omni`, `qwen2_5_omni`, `qwen3-omni-30b-a3b`, ...)."""
+    for spec in BACKBONES.values():
+        if name == spec.name or str(name).lower() in spec.aliases:
+            return spec
+    raise ValueError(f"unknown backbone {name!r}; choose one of {', '.join(BACKBONES)}.")
 
 
 def backbone_for_model_type(model_type: str) -> BackboneSpec:
@@ -68,6 +82,7 @@ def thinker_config_for(arch: str, **overrides):
 
 
 __all__ = [
-    "ARCHITECTURES", "BACKBONES", "LORA_PRESETS", "LORA_PROJECTIONS", "BackboneSpec", "architecture", "backbone_for_model_type",
-    "backbone_of", "get_backbone", "read_config_dict", "thinker_config_for",
+    "ARCHITECTURES", "BACKBONES", "DEFAULT_BACKBONE", "LORA_PRESETS", "LORA_PROJECTIONS", "BackboneSpec", "architecture",
+    "backbone_for_model_type", "backbone_of", "get_backbone", "read_config_dict", "register_backbone",
+    "thinker_config_for",
 ]

@@ -26,6 +26,14 @@ class BackboneSpec:
         token_id_fields: the processor's named special tokens -> the Thinker config fields holding their ids.
         tiny_original_config: (Thinker config, tokenizer) -> config of a tiny released-layout checkpoint (`omni-regressor tiny-backbone`).
         source: where the preset values come from (named in the README).
+        display_title: the family's name in model cards and reports ("Qwen2.5-Omni").
+        aliases: other names users and configs give it (lower case; `get_backbone` accepts them).
+        image_factor: pixels per merged vision patch side (patch size x merge size: 28, or 32 for patch 16); the
+            official sizing rounds frames to it.
+        extractor_seconds: the released audio feature extractor's window (`chunk_length`); longer clips are cut.
+        released_files: the released tokenizer, chat template and preprocessor settings, replicated offline
+            (`omni_regressor.released_tokenizer` builds a real processor from them; None if there is no replica):
+            keys added_tokens, named_tokens, tokenizer_config, chat_template, preprocessor, processor_class.
     """
 
     name: str
@@ -42,6 +50,11 @@ class BackboneSpec:
     token_id_fields: dict[str, str]
     tiny_original_config: Callable = field(repr=False, default=None)
     source: str = ""
+    display_title: str = ""
+    aliases: tuple[str, ...] = ()
+    image_factor: int = 28
+    extractor_seconds: float = 300.0
+    released_files: dict | None = field(repr=False, default=None)
 
     @property
     def model_types(self) -> tuple[str, str]:

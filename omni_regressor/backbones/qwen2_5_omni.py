@@ -13,6 +13,10 @@ from transformers import (
 
 from modeling_omni_regressor import Qwen2_5OmniForSentimentRegression
 
+from ..released_tokenizer import (
+    QWEN2_5_OMNI_ADDED_TOKENS, QWEN2_5_OMNI_CHAT_TEMPLATE, QWEN2_5_OMNI_NAMED_TOKENS, QWEN2_5_OMNI_PREPROCESSOR,
+    QWEN2_5_OMNI_TOKENIZER_CONFIG,
+)
 from .base import LORA_PROJECTIONS, BackboneSpec
 
 TOKEN_IDS = {
@@ -142,4 +146,16 @@ QWEN2_5_OMNI = BackboneSpec(
     },
     tiny_original_config=tiny_original_config,
     source="Qwen/Qwen2.5-Omni-7B config.json (thinker_config); 3B from Qwen/Qwen2.5-Omni-3B, not verified offline",
+    display_title="Qwen2.5-Omni",
+    aliases=("qwen2_5_omni", "qwen2.5-omni-7b"),
+    image_factor=28,
+    extractor_seconds=300.0,
+    released_files={
+        "added_tokens": QWEN2_5_OMNI_ADDED_TOKENS,
+        "named_tokens": QWEN2_5_OMNI_NAMED_TOKENS,
+        "tokenizer_config": QWEN2_5_OMNI_TOKENIZER_CONFIG,
+        "chat_template": QWEN2_5_OMNI_CHAT_TEMPLATE,
+        "preprocessor": QWEN2_5_OMNI_PREPROCESSOR,
+        "processor_class": Qwen2_5OmniProcessor,
+    },
 )

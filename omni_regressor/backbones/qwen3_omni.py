@@ -19,6 +19,10 @@ from transformers import (
 
 from modeling_omni_regressor import Qwen3OmniMoeForSentimentRegression
 
+from ..released_tokenizer import (
+    QWEN3_OMNI_ADDED_TOKENS, QWEN3_OMNI_CHAT_TEMPLATE, QWEN3_OMNI_NAMED_TOKENS, QWEN3_OMNI_PREPROCESSOR,
+    QWEN3_OMNI_TOKENIZER_CONFIG,
+)
 from .base import LORA_PROJECTIONS, BackboneSpec
 
 TOKEN_IDS = {
@@ -157,4 +161,16 @@ QWEN3_OMNI = BackboneSpec(
     },
     tiny_original_config=tiny_original_config,
     source="Qwen/Qwen3-Omni-30B-A3B-Instruct config.json (thinker_config), HF revision 26291f79",
+    display_title="Qwen3-Omni",
+    aliases=("qwen3_omni_moe", "qwen3-omni-30b-a3b"),
+    image_factor=32,  # vision patch 16 x merge 2
+    extractor_seconds=300.0,
+    released_files={
+        "added_tokens": QWEN3_OMNI_ADDED_TOKENS,
+        "named_tokens": QWEN3_OMNI_NAMED_TOKENS,
+        "tokenizer_config": QWEN3_OMNI_TOKENIZER_CONFIG,
+        "chat_template": QWEN3_OMNI_CHAT_TEMPLATE,
+        "preprocessor": QWEN3_OMNI_PREPROCESSOR,
+        "processor_class": Qwen3OmniMoeProcessor,
+    },
 )
