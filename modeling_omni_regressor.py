@@ -140,6 +140,8 @@ class OmniSentimentRegressionPreTrainedModel(PreTrainedModel):
     # `model_type` of the original checkpoints this class loads -> the key of their config holding the Thinker's
     # config (None: a Thinker-only checkpoint).
     original_model_types: dict[str, str | None] = {}
+    # Checkpoint key -> this class's key (regexes), for every load; transformers reverses it on save.
+    checkpoint_key_mapping: dict[str, str] = CHECKPOINT_KEY_MAPPING
 
     def __init__(self, config: OmniRegressorConfig):
         super().__init__(config)
@@ -174,8 +176,8 @@ class OmniSentimentRegressionPreTrainedModel(PreTrainedModel):
         - an original checkpoint of this class's backbone (`qwen2_5_omni` / `qwen3_omni_moe`, full or Thinker-only):
           readout settings (`head_hidden_size`, `loss_type`, `processing`, ...) may be passed as keyword arguments.
         """
-        key_mapping = kwargs.pop("key_mapping", None)
-        key_mapping = key_mapping if key_mapping is not None else CHECKPOINT_KEY_MAPPING
+        requested_mapping = kwargs.pop("key_mapping", None)
+        key_mapping = requested_mapping if requested_mapping is not None else cls.checkpoint_key_mapping
         hub_kwargs = {
             name: kwargs[name]
             for name in ("cache_dir", "force_download", "local_files_only", "token", "revision", "subfolder")
@@ -198,7 +200,7 @@ class OmniSentimentRegressionPreTrainedModel(PreTrainedModel):
             # (the first folder's), and folders with the same code share a config class, so a later folder of the
             # other backbone arrives here: it goes to its own class.
             return backbone_class.from_pretrained(
-                pretrained_model_name_or_path, *model_args, config=config, key_mapping=key_mapping, **kwargs
+                pretrained_model_name_or_path, *model_args, config=config, key_mapping=requested_mapping, **kwargs
             )
         if is_regressor_config and not _has_weights(pretrained_model_name_or_path, hub_kwargs):
             if not config.base_model_name_or_path:
