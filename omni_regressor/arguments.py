@@ -86,12 +86,10 @@ class ProcessingArguments:
             raise ValueError(f"--min_pixels ({self.min_pixels}) must not exceed --max_pixels ({self.max_pixels}).")
 
     def overrides(self) -> dict:
-        """The settings given on the command line (unset flags left out)."""
+        """The settings given on the command line (unset flags left out): every flag named like a `ProcessingSettings`
+        field is one (a new flag cannot be dropped on the way)."""
         values = {
-            name: getattr(self, name)
-            for name in ("fps", "min_frames", "max_frames", "min_pixels", "max_pixels", "total_pixels",
-                         "max_audio_seconds", "denoise")
-            if getattr(self, name) is not None
+            name: getattr(self, name) for name in SETTINGS_FLAGS if getattr(self, name) is not None
         }
         if self.modalities is not None:
             values["modalities"] = parse_modalities(self.modalities)
@@ -105,6 +103,10 @@ class ProcessingArguments:
         from .media import MediaCache, default_cache_dir
 
         return MediaCache(self.media_cache_dir or default_cache_dir())
+
+
+# The processing flags that are settings (all but where the decoded media are cached).
+SETTINGS_FLAGS = tuple(item.name for item in fields(ProcessingArguments) if item.name != "media_cache_dir")
 
 
 @dataclass

@@ -124,3 +124,20 @@ def test_the_training_script_is_short_and_calls_the_run():
     tree = ast.parse(source)
     main = next(node for node in tree.body if isinstance(node, ast.FunctionDef) and node.name == "main")
     assert main.end_lineno - main.lineno + 1 <= 40 and "run_training" in ast.unparse(main)
+
+
+def test_every_processing_flag_is_a_setting_and_reaches_the_settings():
+    """A processing flag is named like a `ProcessingSettings` field and given on the command line it is applied."""
+    from dataclasses import fields
+
+    from omni_regressor.arguments import SETTINGS_FLAGS, ProcessingArguments
+    from processing_omni_regressor import ProcessingSettings
+
+    settings_fields = {item.name for item in fields(ProcessingSettings)}
+    assert set(SETTINGS_FLAGS) <= settings_fields
+    values = {"modalities": "T+V", "fps": 1.5, "min_frames": 2, "max_frames": 6, "min_pixels": 28 * 28 * 4,
+              "max_pixels": 28 * 28 * 8, "total_pixels": 28 * 28 * 64, "max_audio_seconds": 12.0, "denoise": "none"}
+    assert set(values) == set(SETTINGS_FLAGS)
+    settings = ProcessingArguments(**values).settings()
+    assert settings.modalities == ("text", "video")
+    assert all(getattr(settings, name) == value for name, value in values.items() if name != "modalities")
