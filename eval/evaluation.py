@@ -124,6 +124,8 @@ def _evaluate(model_dir, dataset_dir, split, output_dir, dataset_format, labels_
     # with, before it loads.
     records, problems = read_dataset(dataset_dir, dataset_format, labels_csv=labels_csv, score_range=score_range)
     records, skipped = _split_records(records, problems, split)
+    if not records and not skipped:
+        raise RunError(f"{dataset_dir}: no clip has mode {split!r} (modes present must be among {list(SPLITS)}).")
     media_problems = scan_problems(records, settings.media_settings(), settings.modalities,
                                    media_cache=processing.media_cache(), num_workers=num_workers,
                                    progress=progress and rank == 0)
@@ -131,8 +133,6 @@ def _evaluate(model_dir, dataset_dir, split, output_dir, dataset_format, labels_
     records, skipped = [record for record in records if record.clip_id not in unusable], skipped + media_problems
     if skipped and not skip_bad_clips:
         raise DataProblemsError(skipped, root=dataset_dir)
-    if not records and not skipped:
-        raise RunError(f"{dataset_dir}: no clip has mode {split!r} (modes present must be among {list(SPLITS)}).")
 
     # 2. Inference: the streamed path of `omni-regressor predict`, this rank's share of the clips; rank 0 gathers the
     # scores of every rank (through the process group: no shared file system needed) and writes the outputs.
