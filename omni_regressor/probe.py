@@ -35,6 +35,7 @@ from configuration_omni_regressor import POOLINGS
 
 from .arguments import QUANTIZATIONS, OmniArgumentParser, ProcessingArguments, UsageError, default_num_workers
 from .data import DATASET_FORMATS
+from .metering import peak_memory_mb
 from .probe_features import FEATURES_FILE, compute_features, feature_name, features_match, read_features
 from .probe_fit import fit_probes, train_head_on_features, write_reports
 
@@ -135,7 +136,7 @@ def stored_or_new_features(args: ProbeArguments, processing_args: ProcessingArgu
         reason = features_match(metadata, args.model, args.quantization, args.features_dtype, settings, layers, poolings)
         if reason is None:
             logger.info("%s: reusing the stored features (no forward pass).", path)
-            return metadata, features, layers, poolings
+            return metadata, features, layers, poolings, False
         if not args.overwrite:
             raise UsageError(f"{path} was computed for another request ({reason}); pass --overwrite to compute it again.")
     records, problems = read_dataset(args.dataset_dir, args.dataset_format, labels_csv=args.labels_csv)
@@ -149,7 +150,7 @@ def stored_or_new_features(args: ProbeArguments, processing_args: ProcessingArgu
     )
     for clip_id, error in failed:
         print(f"error: {clip_id}: {error}", file=sys.stderr)
-    return metadata, features, layers, poolings
+    return metadata, features, layers, poolings, True
 
 
 def run_probe(args: ProbeArguments, processing_args: ProcessingArguments) -> dict:
@@ -157,7 +158,7 @@ def run_probe(args: ProbeArguments, processing_args: ProcessingArguments) -> dic
 
     started = time.perf_counter()
     output_dir = check_output_dir(args)
-    metadata, features, layers, poolings = stored_or_new_features(args, processing_args, output_dir)
+    metadata, features, layers, poolings, forward_passes_run = stored_or_new_features(args, processing_args, output_dir)
     labels = np.asarray(json.loads(metadata["labels"]), dtype=np.float64)
     splits = np.asarray(json.loads(metadata["splits"]))
     for split in ("train", "valid", "test"):
@@ -176,6 +177,10 @@ def run_probe(args: ProbeArguments, processing_args: ProcessingArguments) -> dic
         "score_range": list(score_range),
         "processing": json.loads(metadata["processing"]),
         "features": str(output_dir / FEATURES_FILE),
+        "features_dtype": metadata["features_dtype"],
+        # The one frozen forward pass per clip (decode, encode, forward); 0 forward passes on a rerun.
+        "ms_per_clip": float(metadata["ms_per_clip"]),
+        "forward_passes_run": forward_passes_run,
         "entries": entries,
         "best": best,
     }
@@ -191,6 +196,7 @@ def run_probe(args: ProbeArguments, processing_args: ProcessingArguments) -> dic
         report["export_dir"] = str(export_probe(args.model, probes[(best["layer"], best["pooling"])], best, metadata,
                                                 score_range, output_dir / "model", args.dataset_dir))
     report["seconds"] = round(time.perf_counter() - started, 2)
+    report["peak_memory_mb"] = peak_memory_mb()
     write_reports(output_dir, report)
     return report
 

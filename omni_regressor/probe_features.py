@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import struct
+import time
 from pathlib import Path
 
 import numpy as np
@@ -155,6 +156,7 @@ def compute_features(model_name_or_path, records, processor, settings: Processin
     taps = LayerTaps(model, layers, poolings)
     items = [InputItem(index, record.media_path, record.text) for index, record in enumerate(records)]
     done, failed = [], []
+    started = time.perf_counter()
     try:
         for item, result in stream_scores(
             model, encoder, items, batch_size, num_workers, allow_missing_modalities=False, device=device,
@@ -167,10 +169,12 @@ def compute_features(model_name_or_path, records, processor, settings: Processin
             raw[:, item.index] = result.extras["features"]  # (entries, hidden)
             done.append(item.index)
         raw.flush()
+        seconds = time.perf_counter() - started
         rows = np.asarray(done, dtype=np.int64)
         metadata = {
             "model": str(model_name_or_path), "quantization": quantization, "processing": json.dumps(settings.to_dict()),
             "layers": json.dumps(layers), "poolings": json.dumps(poolings), "num_decoder_layers": num_layers,
+            "seconds": round(seconds, 3), "ms_per_clip": round(1000 * seconds / max(1, len(rows)), 3),
             "hidden_size": hidden_size, "features_dtype": features_dtype, "dtype": str(next(model.parameters()).dtype).removeprefix("torch."),
             "clip_ids": json.dumps([records[row].clip_id for row in rows]),
             "labels": json.dumps([records[row].label for row in rows]),
