@@ -119,7 +119,8 @@ def check_output_dir(args: ProbeArguments) -> Path:
 
 
 def stored_or_new_features(args: ProbeArguments, processing_args: ProcessingArguments, output_dir: Path):
-    """(metadata, {name: (clips, hidden) array}) from the stored file when it fits the request, else one pass."""
+    """(metadata, {name: (clips, hidden) array}, layers, poolings, whether forward passes ran): the stored file when
+    it fits the request, else one frozen pass over the dataset."""
     from .backbones import num_decoder_layers
     from .commands import resolved_settings
     from .data import read_dataset
@@ -167,6 +168,7 @@ def run_probe(args: ProbeArguments, processing_args: ProcessingArguments) -> dic
                              "penalty on valid and reports test.")
     score_range = parse_score_range(args.score_range) or infer_score_range_of(labels)
     entries, best, probes = fit_probes(features, labels, splits, layers, poolings, score_range)
+    best["test_clip_ids"] = [clip_id for clip_id, split in zip(json.loads(metadata["clip_ids"]), splits) if split == "test"]
     report = {
         "model": args.model,
         "dataset_dir": str(args.dataset_dir),
