@@ -119,8 +119,8 @@ def check_output_dir(args: ProbeArguments) -> Path:
 
 
 def stored_or_new_features(args: ProbeArguments, processing_args: ProcessingArguments, output_dir: Path):
-    """(metadata, {name: (clips, hidden) array}, layers, poolings, whether forward passes ran): the stored file when
-    it fits the request, else one frozen pass over the dataset."""
+    """(metadata, {name: (clips, hidden) array}, layers, poolings, [{"clip_id", "error"}] of the clips left out, or
+    None when the stored file fits the request and no forward pass ran), else one frozen pass over the dataset."""
     from .backbones import num_decoder_layers
     from .commands import resolved_settings
     from .data import read_dataset
@@ -137,21 +137,21 @@ def stored_or_new_features(args: ProbeArguments, processing_args: ProcessingArgu
         reason = features_match(metadata, args.model, args.quantization, args.features_dtype, settings, layers, poolings)
         if reason is None:
             logger.info("%s: reusing the stored features (no forward pass).", path)
-            return metadata, features, layers, poolings, False
+            return metadata, features, layers, poolings, None
         if not args.overwrite:
             raise UsageError(f"{path} was computed for another request ({reason}); pass --overwrite to compute it again.")
     records, problems = read_dataset(args.dataset_dir, args.dataset_format, labels_csv=args.labels_csv)
-    if problems:
-        logger.warning("%s: %d clips are not usable (see `omni-regressor check-data`).", args.dataset_dir, len(problems))
     num_workers = default_num_workers() if args.num_workers is None else args.num_workers
     metadata, features, failed = compute_features(
         args.model, records, processor, settings, processing_args.media_cache(), layers, poolings, num_layers, path,
         quantization=args.quantization, batch_size=args.batch_size, num_workers=num_workers,
         features_dtype=args.features_dtype,
     )
-    for clip_id, error in failed:
-        print(f"error: {clip_id}: {error}", file=sys.stderr)
-    return metadata, features, layers, poolings, True
+    left_out = [{"clip_id": problem.clip_id, "error": f"{problem.reason}: {problem.detail}"} for problem in problems]
+    left_out += [{"clip_id": clip_id, "error": error} for clip_id, error in failed]
+    for clip in left_out:
+        print(f"error: {clip['clip_id']}: {clip['error']}", file=sys.stderr)
+    return metadata, features, layers, poolings, left_out
 
 
 def run_probe(args: ProbeArguments, processing_args: ProcessingArguments) -> dict:
@@ -159,7 +159,7 @@ def run_probe(args: ProbeArguments, processing_args: ProcessingArguments) -> dic
 
     started = time.perf_counter()
     output_dir = check_output_dir(args)
-    metadata, features, layers, poolings, forward_passes_run = stored_or_new_features(args, processing_args, output_dir)
+    metadata, features, layers, poolings, left_out = stored_or_new_features(args, processing_args, output_dir)
     labels = np.asarray(json.loads(metadata["labels"]), dtype=np.float64)
     splits = np.asarray(json.loads(metadata["splits"]))
     for split in ("train", "valid", "test"):
@@ -182,7 +182,9 @@ def run_probe(args: ProbeArguments, processing_args: ProcessingArguments) -> dic
         "features_dtype": metadata["features_dtype"],
         # The one frozen forward pass per clip (decode, encode, forward); 0 forward passes on a rerun.
         "ms_per_clip": float(metadata["ms_per_clip"]),
-        "forward_passes_run": forward_passes_run,
+        "forward_passes_run": left_out is not None,
+        # Clips without features (dataset problems, failed forwards), each with its reason; on a rerun see the first run.
+        "clips_left_out": left_out,
         "entries": entries,
         "best": best,
     }
@@ -210,11 +212,11 @@ def infer_score_range_of(labels) -> tuple[float, float]:
 
 
 def main(argv=None) -> int:
-    """Prints the best entry as one JSON line."""
+    """Prints the best entry as one JSON line; exit 1 when some clips were left out (each named on stderr)."""
     logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
     parser = OmniArgumentParser((ProbeArguments, ProcessingArguments), prog="omni-regressor probe",
                                 description=__doc__.split("\n\n")[0])
     args, processing_args = parser.parse(argv)
     report = run_probe(args, processing_args)
     print(json.dumps({"best": report["best"], "output_dir": str(args.output_dir)}))
-    return 0
+    return 1 if report["clips_left_out"] else 0

@@ -13,6 +13,7 @@ import logging
 import os
 import struct
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -189,12 +190,36 @@ def compute_features(model_name_or_path, records, processor, settings: Processin
     return metadata, features, failed
 
 
-def read_features(path) -> tuple[dict, dict]:
-    """(metadata, {name: (clips, hidden) array})."""
-    from safetensors import safe_open
+class StoredFeatures(Mapping):
+    """{name: (clips, hidden) array} read from the file one tensor at a time, when asked (MOSEI at 7B holds ~4.8 GB
+    per pooling: the fits never hold more than one entry)."""
 
-    with safe_open(str(path), framework="np") as handle:
-        return handle.metadata(), {name: handle.get_tensor(name) for name in handle.keys()}
+    def __init__(self, path):
+        from safetensors import safe_open
+
+        self.path = str(path)
+        with safe_open(self.path, framework="np") as handle:
+            self.metadata, self.names = handle.metadata(), list(handle.keys())
+
+    def __getitem__(self, name):
+        from safetensors import safe_open
+
+        if name not in self.names:
+            raise KeyError(name)
+        with safe_open(self.path, framework="np") as handle:
+            return handle.get_tensor(name)
+
+    def __iter__(self):
+        return iter(self.names)
+
+    def __len__(self):
+        return len(self.names)
+
+
+def read_features(path) -> tuple[dict, StoredFeatures]:
+    """(metadata, {name: (clips, hidden) array}, read lazily)."""
+    features = StoredFeatures(path)
+    return features.metadata, features
 
 
 def features_match(metadata: dict, model, quantization: str, features_dtype: str, settings: ProcessingSettings, layers, poolings) -> str | None:

@@ -112,6 +112,7 @@ def plot_probe(path, entries, best, title: str) -> Path:
     """Test MAE and Corr against layer, one line per pooling; the best entry circled (Agg canvas, no pyplot)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     figure = Figure(figsize=(10, 4), layout="constrained")
     FigureCanvasAgg(figure)
@@ -123,6 +124,7 @@ def plot_probe(path, entries, best, title: str) -> Path:
         axis.scatter([best["layer"]], [best[metric]], s=160, facecolors="none", edgecolors="black",
                      label="best (valid MAE)")
         axis.set_xlabel("layer (0 = embeddings)")
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
         axis.set_ylabel(f"test {metric}" + (" (lower is better)" if metric == "MAE" else " (higher is better)"))
         axis.grid(alpha=0.3)
     axes[0].legend()

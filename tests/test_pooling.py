@@ -114,3 +114,21 @@ def test_a_linear_head_is_one_linear_layer(tiny_backbone_dir):
 def test_invalid_pooling_layer_or_head_type_raise_naming_the_field(field, value):
     with pytest.raises(ValueError, match=field):
         OmniRegressorConfig(thinker_config=thinker_config_for("tiny"), **{field: value})
+
+
+def test_the_probes_layer_taps_read_what_a_regressor_with_that_layer_and_pooling_reads(backbone_and_batches):
+    from omni_regressor.probe_features import LayerTaps, load_frozen_model
+
+    backbone_dir, left, _ = backbone_and_batches
+    frozen = load_frozen_model(backbone_dir, "none", readout_layer=2, num_layers=2)
+    taps = LayerTaps(frozen, [0, 1, 2], ["last", "mean"])
+    taps.attention_mask = left["attention_mask"]
+    with torch.no_grad():
+        frozen(**left)
+    taps.remove()
+    features = taps.features()  # (batch, poolings x layers, hidden)
+    for index, (pooling, layer) in enumerate((pooling, layer) for pooling in ("last", "mean") for layer in (0, 1, 2)):
+        model = regressor_for(backbone_dir, pooling=pooling, readout_layer=layer)
+        with torch.no_grad():
+            expected = model(**left, output_pooled_hidden_state=True).pooled_hidden_state
+        torch.testing.assert_close(features[:, index], expected, atol=1e-5, rtol=1e-4)

@@ -64,6 +64,7 @@ def test_the_probe_gives_one_finite_entry_per_layer_and_pooling_a_plot_and_a_tab
     assert best["valid_MAE"] == min(entry["valid_MAE"] for entry in entries)
     assert len(best["test_predictions"]) == len(best["test_clip_ids"]) == report["num_clips"]["test"]
     assert report["quantization"] == "4bit" and report["forward_passes_run"] and forwards > 0
+    assert report["clips_left_out"] == [] and report["ms_per_clip"] > 0
     assert (output_dir / "probe.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     table = (output_dir / "probe.md").read_text()
     assert table.count("| mean |") + table.count("| **mean** |") == NUM_LAYERS + 1
