@@ -132,3 +132,17 @@ def test_the_probes_layer_taps_read_what_a_regressor_with_that_layer_and_pooling
         with torch.no_grad():
             expected = model(**left, output_pooled_hidden_state=True).pooled_hidden_state
         torch.testing.assert_close(features[:, index], expected, atol=1e-5, rtol=1e-4)
+
+
+def test_the_attention_query_is_trained_with_the_head_under_qlora(tiny_backbone_dir):
+    from omni_regressor.backbones import get_backbone
+    from omni_regressor.readouts.discriminative import load_regressor_for_training
+
+    model = load_regressor_for_training(tiny_backbone_dir, get_backbone("qwen2.5-omni"), quantization="4bit",
+                                        lora_preset="paper", head_hidden_size=16, pooling="attention", readout_layer=1)
+    (query_name,) = [name for name, parameter in model.named_parameters() if parameter.requires_grad and "pooler.query" in name]
+    assert "modules_to_save" in query_name  # saved with the adapter, merged into the export like the rest of the head
+    input_ids = torch.tensor([[5, 6, 7, 8], [0, 0, 9, 10]])
+    output = model(input_ids=input_ids, attention_mask=(input_ids != 0).long(), labels=torch.tensor([1.0, -1.0]))
+    output.loss.backward()
+    assert model.get_parameter(query_name).grad.abs().sum() > 0
