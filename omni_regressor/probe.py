@@ -121,14 +121,17 @@ def check_output_dir(args: ProbeArguments) -> Path:
 def stored_or_new_features(args: ProbeArguments, processing_args: ProcessingArguments, output_dir: Path):
     """(metadata, {name: (clips, hidden) array}, layers, poolings, [{"clip_id", "error"}] of the clips left out, or
     None when the stored file fits the request and no forward pass ran), else one frozen pass over the dataset."""
-    from .backbones import num_decoder_layers
+    from .backbones import num_decoder_layers, read_config_dict
     from .commands import resolved_settings
     from .data import read_dataset
 
     try:
         num_layers = num_decoder_layers(args.model)
+        saved_readout_layer = read_config_dict(args.model).get("readout_layer", -1)
     except (OSError, ValueError, KeyError) as error:
         raise UsageError(f"--model {args.model}: not a Qwen-Omni checkpoint or regressor folder ({error}).") from None
+    if saved_readout_layer != -1:  # a regressor that holds only its first layers: those are all there is to probe
+        num_layers = saved_readout_layer
     layers, poolings = args.layer_list(num_layers), args.pooling_list()
     settings, processor = resolved_settings(processing_args, args.model)
     path = output_dir / FEATURES_FILE

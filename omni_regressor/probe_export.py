@@ -7,7 +7,7 @@ import torch
 
 from configuration_omni_regressor import OmniRegressorConfig
 
-from .backbones import backbone_of, read_config_dict
+from .backbones import backbone_of, num_decoder_layers, read_config_dict
 from .export import install_hub_code
 from .model_setup import export_dtype
 from .probe_features import quiet_head_warning
@@ -38,7 +38,7 @@ def export_probe(model_name_or_path, probe: dict, best: dict, metadata: dict, sc
     the Hub code, the processor and the processing settings the features were computed with."""
     from transformers import AutoProcessor
 
-    num_layers = int(metadata["num_decoder_layers"])
+    num_layers = num_decoder_layers(model_name_or_path)  # the backbone's, whatever a trained regressor kept of them
     readout = {
         "head_type": "linear", "pooling": best["pooling"],
         "readout_layer": -1 if best["layer"] == num_layers else best["layer"],

@@ -96,17 +96,17 @@ def quiet_head_warning():
         modeling_logger.setLevel(level)
 
 
-def load_frozen_model(model_name_or_path, quantization: str, readout_layer: int, num_layers: int):
+def load_frozen_model(model_name_or_path, quantization: str, readout_layer: int):
     """The regressor class of the checkpoint (base or trained), frozen, running only `readout_layer` decoder layers."""
     from configuration_omni_regressor import OmniRegressorConfig
 
-    from .backbones import backbone_of, read_config_dict
+    from .backbones import backbone_of, num_decoder_layers, read_config_dict
     from .model_setup import export_dtype, load_kwargs_for
 
     backbone = backbone_of(model_name_or_path)
     load_kwargs = load_kwargs_for(quantization, backbone.regressor_skip_modules())
     load_kwargs.setdefault("dtype", export_dtype())
-    layer = -1 if readout_layer == num_layers else readout_layer
+    layer = -1 if readout_layer == num_decoder_layers(model_name_or_path) else readout_layer
     if read_config_dict(model_name_or_path).get("model_type") == OmniRegressorConfig.model_type:
         config = OmniRegressorConfig.from_pretrained(model_name_or_path)
         config.readout_layer = layer
@@ -147,7 +147,7 @@ def compute_features(model_name_or_path, records, processor, settings: Processin
     from .streaming import InputItem, stream_scores
 
     with quiet_head_warning():  # the checkpoint's head (or none) is not used: the probe reads hidden states
-        model = load_frozen_model(model_name_or_path, quantization, max(layers), num_layers)
+        model = load_frozen_model(model_name_or_path, quantization, max(layers))
     device = next(model.parameters()).device
     hidden_size = model.config.thinker_config.get_text_config().hidden_size
     names = feature_names(layers, poolings)

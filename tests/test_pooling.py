@@ -120,7 +120,7 @@ def test_the_probes_layer_taps_read_what_a_regressor_with_that_layer_and_pooling
     from omni_regressor.probe_features import LayerTaps, load_frozen_model
 
     backbone_dir, left, _ = backbone_and_batches
-    frozen = load_frozen_model(backbone_dir, "none", readout_layer=2, num_layers=2)
+    frozen = load_frozen_model(backbone_dir, "none", readout_layer=2)
     taps = LayerTaps(frozen, [0, 1, 2], ["last", "mean"])
     taps.attention_mask = left["attention_mask"]
     with torch.no_grad():

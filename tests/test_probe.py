@@ -172,3 +172,10 @@ def test_a_model_trained_with_mean_pooling_at_layer_1_scores_in_a_fresh_process_
     np.testing.assert_allclose(json.loads(run_fresh(PIPELINE_SCRIPT, model_dir, json.dumps(items), cwd=tmp_path)),
                                expected, atol=1e-4)
     assert np.ptp(expected) > 0
+    # The trained regressor is a valid --model for the probe: its one stored layer (and the embeddings) are probed.
+    probe_dir = tmp_path / "probe"
+    assert probe_main(probe_flags(model_dir, demo_dataset_dir, probe_dir, "--quantization", "none", "--poolings", "mean",
+                                  "--export_best", "true")) == 0
+    report = json.loads((probe_dir / "probe.json").read_text())
+    assert [(entry["layer"], entry["pooling"]) for entry in report["entries"]] == [(0, "mean"), (1, "mean")]
+    assert json.loads((probe_dir / "model" / "config.json").read_text())["readout_layer"] == report["best"]["layer"]
