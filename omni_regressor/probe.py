@@ -33,7 +33,9 @@ import torch
 
 from configuration_omni_regressor import POOLINGS
 
-from .arguments import QUANTIZATIONS, OmniArgumentParser, ProcessingArguments, UsageError, default_num_workers
+from .arguments import (
+    QUANTIZATIONS, OmniArgumentParser, ProcessingArguments, UsageError, default_num_workers, parse_score_range,
+)
 from .data import DATASET_FORMATS
 from .metering import peak_memory_mb
 from .probe_features import FEATURES_FILE, compute_features, feature_name, features_match, read_features
@@ -74,6 +76,9 @@ class ProbeArguments:
     seed: int = field(default=0, metadata={"help": "Seed of the MLP head's initialisation and batch order."})
 
     def validate(self):
+        parse_score_range(self.score_range)
+        if not self.pooling_list():
+            raise ValueError(f"--poolings must name at least one of {', '.join(PROBE_POOLINGS)}.")
         for pooling in self.pooling_list():
             if pooling not in PROBE_POOLINGS:
                 raise ValueError(f"--poolings: {pooling!r} is not one of {', '.join(PROBE_POOLINGS)} (attention pooling "
@@ -158,8 +163,6 @@ def stored_or_new_features(args: ProbeArguments, processing_args: ProcessingArgu
 
 
 def run_probe(args: ProbeArguments, processing_args: ProcessingArguments) -> dict:
-    from .arguments import parse_score_range
-
     started = time.perf_counter()
     output_dir = check_output_dir(args)
     metadata, features, layers, poolings, left_out = stored_or_new_features(args, processing_args, output_dir)

@@ -141,7 +141,7 @@ def exit_status(argv) -> int:
         return exit.code
 
 
-@pytest.mark.parametrize("flag, value", [("--poolings", "attention"), ("--layers", "7"), ("--layers", "x")])
+@pytest.mark.parametrize("flag, value", [("--poolings", "attention"), ("--poolings", ","), ("--layers", "7"), ("--layers", "x"), ("--score_range", "3,-3")])
 def test_a_bad_probe_flag_is_one_line_and_exit_2(tiny_backbone_dir, demo_dataset_dir, tmp_path, capsys, flag, value):
     assert exit_status(["probe", *probe_flags(tiny_backbone_dir, demo_dataset_dir, tmp_path / "out"), flag, value]) == 2
     err = capsys.readouterr().err
