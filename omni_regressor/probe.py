@@ -63,7 +63,8 @@ class ProbeArguments:
                 "exported model's by the rounding, ~1e-3) or float32.", "choices": ["float16", "float32"]})
     dataset_format: str = field(default="mmsa", metadata={"help": "Dataset layout.", "choices": list(DATASET_FORMATS)})
     labels_csv: str | None = field(default=None, metadata={"help": "Labels CSV for --dataset_format cmu-sdk."})
-    score_range: str | None = field(default=None, metadata={"help": "Label scale 'low,high' (default: from the labels)."})
+    score_range: str | None = field(default=None, metadata={"help": "Label scale 'low,high', named in the prompt and used by "
+                                                                   "the metrics (default: a trained regressor's, else from the labels)."})
     batch_size: int = field(default=8, metadata={"help": "Clips per forward."})
     num_workers: int | None = field(default=None, metadata={"help": "Worker processes that decode and encode clips."})
     overwrite: bool = field(default=False, metadata={"help": "Replace the reports (and model/) of an earlier probe in "
@@ -128,7 +129,7 @@ def stored_or_new_features(args: ProbeArguments, processing_args: ProcessingArgu
     None when the stored file fits the request and no forward pass ran), else one frozen pass over the dataset."""
     from .backbones import num_decoder_layers, read_config_dict
     from .commands import resolved_settings
-    from .data import read_dataset
+    from .data import infer_score_range, read_dataset
 
     try:
         num_layers = num_decoder_layers(args.model)
@@ -142,7 +143,8 @@ def stored_or_new_features(args: ProbeArguments, processing_args: ProcessingArgu
     path = output_dir / FEATURES_FILE
     if path.is_file():
         metadata, features = read_features(path)
-        reason = features_match(metadata, args.model, args.quantization, args.features_dtype, settings, layers, poolings)
+        reason = features_match(metadata, args.model, args.quantization, args.features_dtype, settings, layers, poolings,
+                                parse_score_range(args.score_range))
         if reason is None:
             logger.info("%s: reusing the stored features (no forward pass).", path)
             return metadata, features, layers, poolings, None
@@ -150,8 +152,12 @@ def stored_or_new_features(args: ProbeArguments, processing_args: ProcessingArgu
             raise UsageError(f"{path} was computed for another request ({reason}); pass --overwrite to compute it again.")
     records, problems = read_dataset(args.dataset_dir, args.dataset_format, labels_csv=args.labels_csv)
     num_workers = default_num_workers() if args.num_workers is None else args.num_workers
+    # The label scale named in the prompt: the flag, else a trained regressor's, else the labels'.
+    score_range = parse_score_range(args.score_range) or read_config_dict(args.model).get("score_range") \
+        or infer_score_range(records)
     metadata, features, failed = compute_features(
         args.model, records, processor, settings, processing_args.media_cache(), layers, poolings, num_layers, path,
+        score_range,
         quantization=args.quantization, batch_size=args.batch_size, num_workers=num_workers,
         features_dtype=args.features_dtype,
     )
@@ -172,7 +178,7 @@ def run_probe(args: ProbeArguments, processing_args: ProcessingArguments) -> dic
         if not np.any(splits == split):
             raise UsageError(f"{args.dataset_dir}: no usable clip in split {split!r}; the probe fits on train, picks its "
                              "penalty on valid and reports test.")
-    score_range = parse_score_range(args.score_range) or infer_score_range_of(labels)
+    score_range = tuple(json.loads(metadata["score_range"]))
     entries, best, probes = fit_probes(features, labels, splits, layers, poolings, score_range)
     best["test_clip_ids"] = [clip_id for clip_id, split in zip(json.loads(metadata["clip_ids"]), splits) if split == "test"]
     report = {
@@ -209,12 +215,6 @@ def run_probe(args: ProbeArguments, processing_args: ProcessingArguments) -> dic
     report["peak_memory_mb"] = peak_memory_mb()
     write_reports(output_dir, report)
     return report
-
-
-def infer_score_range_of(labels) -> tuple[float, float]:
-    from .data.records import score_range_of
-
-    return score_range_of(labels)
 
 
 def main(argv=None) -> int:

@@ -140,10 +140,9 @@ def write_safetensors_from_raw(path: Path, raw: np.memmap, names: list[str], row
 
 
 def compute_features(model_name_or_path, records, processor, settings: ProcessingSettings, media_cache, layers,
-                     poolings, num_layers: int, path: Path, quantization="4bit", batch_size=8, num_workers=0,
-                     features_dtype="float16"):
+                     poolings, num_layers: int, path: Path, score_range, quantization="4bit", batch_size=8,
+                     num_workers=0, features_dtype="float16"):
     """One frozen forward per clip -> `path` (see the module docstring) -> (metadata, features, [(clip_id, error)])."""
-    from .data import infer_score_range
     from .streaming import InputItem, stream_scores
 
     with quiet_head_warning():  # the checkpoint's head (or none) is not used: the probe reads hidden states
@@ -151,7 +150,7 @@ def compute_features(model_name_or_path, records, processor, settings: Processin
     device = next(model.parameters()).device
     hidden_size = model.config.thinker_config.get_text_config().hidden_size
     names = feature_names(layers, poolings)
-    encoder = ClipEncoder(processor, settings, infer_score_range(records), media_cache)
+    encoder = ClipEncoder(processor, settings, score_range, media_cache)  # the prompt names the score range
     raw_path = path.with_name(f".{path.name}.raw")
     raw = np.lib.format.open_memmap(raw_path, mode="w+", dtype=np.dtype(features_dtype), shape=(len(names), len(records), hidden_size))
     taps = LayerTaps(model, layers, poolings)
@@ -174,6 +173,7 @@ def compute_features(model_name_or_path, records, processor, settings: Processin
         rows = np.asarray(done, dtype=np.int64)
         metadata = {
             "model": str(model_name_or_path), "quantization": quantization, "processing": json.dumps(settings.to_dict()),
+            "score_range": json.dumps(list(score_range)),
             "layers": json.dumps(layers), "poolings": json.dumps(poolings), "num_decoder_layers": num_layers,
             "seconds": round(seconds, 3), "ms_per_clip": round(1000 * seconds / max(1, len(rows)), 3),
             "hidden_size": hidden_size, "features_dtype": features_dtype, "dtype": str(next(model.parameters()).dtype).removeprefix("torch."),
@@ -222,8 +222,11 @@ def read_features(path) -> tuple[dict, StoredFeatures]:
     return features.metadata, features
 
 
-def features_match(metadata: dict, model, quantization: str, features_dtype: str, settings: ProcessingSettings, layers, poolings) -> str | None:
-    """None when the stored features serve this request, else what differs."""
+def features_match(metadata: dict, model, quantization: str, features_dtype: str, settings: ProcessingSettings, layers,
+                   poolings, score_range=None) -> str | None:
+    """None when the stored features serve this request (`score_range` None: the stored one), else what differs."""
+    if score_range is not None and json.loads(metadata["score_range"]) != list(score_range):
+        return f"score range {metadata['score_range']} in the prompt"
     if metadata.get("model") != str(model):
         return f"model {metadata.get('model')}"
     if metadata.get("quantization") != quantization:
