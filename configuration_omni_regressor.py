@@ -5,6 +5,8 @@ from transformers.configuration_utils import SubConfigSpec
 
 
 LOSS_TYPES = ("l1", "mse", "huber")
+POOLINGS = ("last", "mean", "attention")
+HEAD_TYPES = ("mlp", "linear")
 MODALITIES = ("text", "audio", "video")
 # The Thinker configurations a regressor can be built on (`thinker_config.model_type`).
 THINKER_MODEL_TYPES = ("qwen2_5_omni_thinker", "qwen3_omni_moe_thinker")
@@ -13,7 +15,8 @@ THINKER_MODEL_TYPES = ("qwen2_5_omni_thinker", "qwen3_omni_moe_thinker")
 class OmniRegressorConfig(PreTrainedConfig):
     r"""
     Configuration of [`Qwen2_5OmniForSentimentRegression`] and [`Qwen3OmniMoeForSentimentRegression`]: the Thinker of
-    Qwen2.5-Omni or Qwen3-Omni, read out by a small MLP head on the final hidden state of the last non-padding token.
+    Qwen2.5-Omni or Qwen3-Omni, read out by a small MLP head on the final hidden state of the last non-padding token
+    (by default; `pooling`, `readout_layer` and `head_type` choose otherwise).
 
     Args:
         thinker_config (`Qwen2_5OmniThinkerConfig`, `Qwen3OmniMoeThinkerConfig` or `dict`, *optional*):
@@ -25,6 +28,17 @@ class OmniRegressorConfig(PreTrainedConfig):
             Width of the head `Linear(H, h) -> LayerNorm -> ReLU -> Dropout -> Linear(h, 1)`.
         head_dropout (`float`, *optional*, defaults to 0.2):
             Dropout probability inside the head, in `[0, 1)`.
+        head_type (`str`, *optional*, defaults to `"mlp"`):
+            `"mlp"`: the head above; `"linear"`: one `Linear(H, 1)` (a linear probe's weights, e.g. the ridge of
+            `omni-regressor probe --export_best`); `head_hidden_size` and `head_dropout` are then unused.
+        pooling (`str`, *optional*, defaults to `"last"`):
+            How the hidden states `(batch, seq, hidden)` become one vector per clip: `"last"` (the last non-padding
+            token, the paper's readout), `"mean"` (masked mean over the prompt's tokens) or `"attention"` (a learned
+            query over all non-padding positions; its weights are `head.pooler.query`). Padding-side invariant.
+        readout_layer (`int`, *optional*, defaults to -1):
+            The hidden state read out: `-1` the final layer; `k` in `[0, num_hidden_layers]` the state after the
+            first `k` decoder layers of the language model (`0`: the embeddings), through the final RMSNorm. The
+            later layers are neither built, loaded nor run.
         loss_type (`str`, *optional*, defaults to `"l1"`):
             Training loss on normalised labels: one of `"l1"`, `"mse"`, `"huber"`.
         huber_delta (`float`, *optional*, defaults to 1.0):
@@ -77,6 +91,9 @@ class OmniRegressorConfig(PreTrainedConfig):
     thinker_config: dict | PreTrainedConfig | None = None
     head_hidden_size: int = 256
     head_dropout: float = 0.2
+    head_type: str = "mlp"
+    pooling: str = "last"
+    readout_layer: int = -1
     loss_type: str = "l1"
     huber_delta: float = 1.0
     label_mean: float = 0.0
@@ -108,6 +125,16 @@ class OmniRegressorConfig(PreTrainedConfig):
             raise ValueError(f"`loss_type` must be one of {LOSS_TYPES}, got {self.loss_type!r}.")
         if not isinstance(self.head_hidden_size, int) or self.head_hidden_size < 1:
             raise ValueError(f"`head_hidden_size` must be a positive integer, got {self.head_hidden_size!r}.")
+        if self.head_type not in HEAD_TYPES:
+            raise ValueError(f"`head_type` must be one of {HEAD_TYPES}, got {self.head_type!r}.")
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"`pooling` must be one of {POOLINGS}, got {self.pooling!r}.")
+        num_layers = self.thinker_config.get_text_config().num_hidden_layers
+        if not isinstance(self.readout_layer, int) or not -1 <= self.readout_layer <= num_layers:
+            raise ValueError(
+                f"`readout_layer` must be -1 (the final layer) or an integer in [0, {num_layers}] (0: the embeddings), "
+                f"got {self.readout_layer!r}."
+            )
         if not 0.0 <= self.head_dropout < 1.0:
             raise ValueError(f"`head_dropout` must be in [0, 1), got {self.head_dropout!r}.")
         if not self.label_std > 0:

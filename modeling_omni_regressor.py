@@ -1,9 +1,11 @@
 """Discriminative sentiment readout on the Thinker of Qwen2.5-Omni and Qwen3-Omni (one of the files that travel to the
 Hub).
 
-    Thinker (audio tower + vision tower + language model, no LM head)
-        -> final hidden state of the last non-padding token (batch, hidden)
-        -> head: Linear(hidden, h) -> LayerNorm -> ReLU -> Dropout -> Linear(h, 1)
+    Thinker (audio tower + vision tower + language model, no LM head; only its first `readout_layer` decoder layers
+    when that is set, then the final RMSNorm)
+        -> pooled over the sequence (batch, hidden): `last` non-padding token, masked `mean`, or learned `attention`
+        -> head: Linear(hidden, h) -> LayerNorm -> ReLU -> Dropout -> Linear(h, 1)   (`head_type="mlp"`)
+                 or Linear(hidden, 1)                                               (`head_type="linear"`)
         -> score in label units (batch,)
 
 One class per backbone, as in transformers: `Qwen2_5OmniForSentimentRegression` holds transformers'
@@ -14,12 +16,14 @@ loading through `OmniSentimentRegressionPreTrainedModel`.
 
 import contextvars
 import os
+import re
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 from transformers import AutoConfig, PretrainedConfig, PreTrainedModel
+from transformers import initialization as init
 from transformers.activations import ACT2FN
 from transformers.models.qwen2_5_omni.modeling_qwen2_5_omni import Qwen2_5OmniThinkerModel
 from transformers.modeling_layers import GradientCheckpointingLayer
@@ -91,8 +95,8 @@ class SentimentRegressionOutput(ModelOutput):
     Args:
         loss (`torch.FloatTensor` of shape `()`, *optional*): regression loss on normalised labels.
         logits (`torch.FloatTensor` of shape `(batch,)`): predicted scores in label units.
-        pooled_hidden_state (`torch.FloatTensor` of shape `(batch, hidden)`, *optional*): final-layer hidden state of
-            the last non-padding token, returned when `output_pooled_hidden_state=True`.
+        pooled_hidden_state (`torch.FloatTensor` of shape `(batch, hidden)`, *optional*): the readout layer's hidden
+            states pooled as `config.pooling` says, returned when `output_pooled_hidden_state=True`.
     """
 
     loss: torch.FloatTensor | None = None
@@ -100,17 +104,73 @@ class SentimentRegressionOutput(ModelOutput):
     pooled_hidden_state: torch.FloatTensor | None = None
 
 
-class OmniRegressionHead(nn.Module):
-    """`Linear(H, h) -> LayerNorm -> ReLU -> Dropout -> Linear(h, 1)`: predicts the normalised score."""
+class LastTokenPooling(nn.Module):
+    """The hidden state of the last position whose attention mask is 1 (left or right padding)."""
 
-    def __init__(self, hidden_size: int, head_hidden_size: int, dropout: float):
+    def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
+        batch_size, seq_len = hidden_states.shape[:2]
+        if attention_mask is None:
+            last_position = torch.full((batch_size,), seq_len - 1, device=hidden_states.device)
+        else:
+            positions = torch.arange(seq_len, device=hidden_states.device)  # (seq,)
+            last_position = (positions * attention_mask.to(hidden_states.device)).argmax(-1)  # (batch,)
+        batch_index = torch.arange(batch_size, device=hidden_states.device)
+        return hidden_states[batch_index, last_position]  # (batch, hidden)
+
+
+class MeanPooling(nn.Module):
+    """The mean of the hidden states over the positions whose attention mask is 1 (the prompt's tokens)."""
+
+    def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
+        if attention_mask is None:
+            return hidden_states.mean(dim=1)  # (batch, hidden)
+        mask = attention_mask.to(hidden_states.device, hidden_states.dtype).unsqueeze(-1)  # (batch, seq, 1)
+        return (hidden_states * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1)  # (batch, hidden)
+
+
+class AttentionPooling(nn.Module):
+    """A learned query attends over the non-padding positions: `softmax(h q / sqrt(H)) h`. The query starts at zero,
+    that is at the masked mean."""
+
+    def __init__(self, hidden_size: int):
         super().__init__()
+        self.query = nn.Parameter(torch.zeros(hidden_size))
+
+    def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
+        query = self.query.to(hidden_states.dtype)
+        scores = hidden_states @ query / hidden_states.shape[-1] ** 0.5  # (batch, seq)
+        if attention_mask is not None:
+            padding = attention_mask.to(hidden_states.device) == 0
+            scores = scores.float().masked_fill(padding, torch.finfo(torch.float32).min)
+        weights = scores.float().softmax(dim=-1).to(hidden_states.dtype)  # (batch, seq)
+        return (weights.unsqueeze(-1) * hidden_states).sum(dim=1)  # (batch, hidden)
+
+
+# `config.pooling` -> the module that turns (batch, seq, hidden) into (batch, hidden). It lives at `head.pooler`, so
+# a learned pooling's weights (`head.pooler.query`) travel with the head: trained in full, saved with the adapter.
+POOLERS = {"last": LastTokenPooling, "mean": MeanPooling, "attention": AttentionPooling}
+
+
+class OmniRegressionHead(nn.Module):
+    """Pooling (`pooler`), then `Linear(H, h) -> LayerNorm -> ReLU -> Dropout -> Linear(h, 1)` (`head_type="mlp"`) or
+    `Linear(H, 1)` (`head_type="linear"`, e.g. a ridge probe's weights): predicts the normalised score."""
+
+    def __init__(self, hidden_size: int, head_hidden_size: int, dropout: float, head_type: str = "mlp",
+                 pooling: str = "last"):
+        super().__init__()
+        self.pooler = POOLERS[pooling](hidden_size) if pooling == "attention" else POOLERS[pooling]()
+        self.head_type = head_type
+        if head_type == "linear":
+            self.out_proj = nn.Linear(hidden_size, 1)
+            return
         self.dense = nn.Linear(hidden_size, head_hidden_size)
         self.norm = nn.LayerNorm(head_hidden_size)
         self.dropout = nn.Dropout(dropout)
         self.out_proj = nn.Linear(head_hidden_size, 1)
 
     def forward(self, pooled_hidden_state: torch.Tensor) -> torch.Tensor:
+        if self.head_type == "linear":
+            return self.out_proj(pooled_hidden_state).squeeze(-1)  # (batch,)
         hidden = self.dropout(F.relu(self.norm(self.dense(pooled_hidden_state))))  # (batch, head_hidden)
         return self.out_proj(hidden).squeeze(-1)  # (batch,)
 
@@ -151,9 +211,19 @@ class OmniSentimentRegressionPreTrainedModel(PreTrainedModel):
                 f"`{config.thinker_config.model_type}`: use {regressor_class_name(config.thinker_config.model_type)}."
             )
         self.thinker = self.thinker_model_class._from_config(config.thinker_config)
+        if config.readout_layer != -1:  # the later decoder layers are not built, loaded or run
+            language_model = self.thinker.language_model
+            language_model.layers = language_model.layers[: config.readout_layer]
         hidden_size = config.thinker_config.text_config.hidden_size
-        self.head = OmniRegressionHead(hidden_size, config.head_hidden_size, config.head_dropout)
+        self.head = OmniRegressionHead(
+            hidden_size, config.head_hidden_size, config.head_dropout, config.head_type, config.pooling
+        )
         self.post_init()
+
+    def _init_weights(self, module):
+        super()._init_weights(module)
+        if isinstance(module, AttentionPooling):
+            init.zeros_(module.query)
 
     @property
     def is_gradient_checkpointing(self) -> bool:
@@ -258,6 +328,12 @@ class OmniSentimentRegressionPreTrainedModel(PreTrainedModel):
         """A checkpoint that holds the backbone but no head (an original checkpoint, or an adapter folder before peft
         restores its head) gets one line instead of a load report listing every head weight."""
         super()._adjust_missing_and_unexpected_keys(loading_info)
+        if self.config.readout_layer != -1:  # the checkpoint's layers after the readout layer are not built
+            later_layer = re.compile(r"language_model\.layers\.(\d+)\.")
+            loading_info.unexpected_keys = {
+                key for key in loading_info.unexpected_keys
+                if not ((match := later_layer.search(key)) and int(match.group(1)) >= self.config.readout_layer)
+            }
         head_keys = {name for name in self.state_dict() if name.startswith("head.")}
         if head_keys and loading_info.missing_keys == head_keys:
             loading_info.missing_keys = set()
@@ -270,15 +346,8 @@ class OmniSentimentRegressionPreTrainedModel(PreTrainedModel):
                            type(self).__name__)
 
     def pool_last_non_padding(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
-        """Final hidden state of the last position whose attention mask is 1, for left or right padding."""
-        batch_size, seq_len = hidden_states.shape[:2]
-        if attention_mask is None:
-            last_position = torch.full((batch_size,), seq_len - 1, device=hidden_states.device)
-        else:
-            positions = torch.arange(seq_len, device=hidden_states.device)  # (seq,)
-            last_position = (positions * attention_mask.to(hidden_states.device)).argmax(-1)  # (batch,)
-        batch_index = torch.arange(batch_size, device=hidden_states.device)
-        return hidden_states[batch_index, last_position]  # (batch, hidden)
+        """Hidden state of the last position whose attention mask is 1, for left or right padding."""
+        return LastTokenPooling()(hidden_states, attention_mask)
 
     def compute_loss(self, normalised_predictions: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         targets = (labels.float() - self.config.label_mean) / self.config.label_std
@@ -315,7 +384,7 @@ class OmniSentimentRegressionPreTrainedModel(PreTrainedModel):
             Whether the processor interleaved each video's audio track with its frames. Defaults to
             `config.use_audio_in_video` when the batch holds both video and audio, else `False`.
         output_pooled_hidden_state (`bool`, *optional*, defaults to `False`):
-            Also return the pooled final-layer hidden state.
+            Also return the pooled hidden state (of the readout layer, with the configured pooling).
         """
         if use_audio_in_video is None:
             use_audio_in_video = bool(
@@ -336,9 +405,9 @@ class OmniSentimentRegressionPreTrainedModel(PreTrainedModel):
             use_cache=False,
             **kwargs,
         )
-        hidden_states = backbone_outputs.last_hidden_state  # (batch, seq, hidden)
-        pooled_hidden_state = self.pool_last_non_padding(hidden_states, attention_mask)  # (batch, hidden)
-        normalised_predictions = self.head(pooled_hidden_state.to(self.head.dense.weight.dtype))  # (batch,)
+        hidden_states = backbone_outputs.last_hidden_state  # (batch, seq, hidden), after `readout_layer` layers
+        pooled_hidden_state = self.head.pooler(hidden_states, attention_mask)  # (batch, hidden)
+        normalised_predictions = self.head(pooled_hidden_state.to(self.head.out_proj.weight.dtype))  # (batch,)
 
         loss = None
         if labels is not None:
@@ -532,4 +601,5 @@ __all__ = [
     "OmniSentimentRegressionPreTrainedModel",
     "SentimentRegressionOutput",
     "OmniRegressionHead",
+    "POOLERS",
 ]

@@ -346,7 +346,7 @@ def run_analysis(args: AnalyzeArguments, processing_args: ProcessingArguments) -
     states_path = save_hidden_states(
         output_dir / "hidden_states.safetensors", states, labels, clip_ids, scores if fine_tuned else None,
         metadata={"model": str(args.model), "split": args.split, "modalities": "+".join(encoder.settings.modalities),
-                  "pooling": "final-layer hidden state of the last non-padding token"},
+                  "pooling": f"{model.config.pooling} pooling of layer {model.config.readout_layer} (-1: the final layer)"},
     )
     analysis = {
         "model": str(args.model),

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from transformers import HfArgumentParser
 
+from configuration_omni_regressor import POOLINGS
 from processing_omni_regressor import DENOISERS, ProcessingSettings, parse_modalities
 
 from .backbones import LORA_PRESETS
@@ -132,6 +133,12 @@ class ModelArguments:
         "prepare_model_for_kbit_training does (+3.7 GB at 7B). Default: they stay in bf16."))
     head_hidden_size: int = field(default=256, metadata=_help("Hidden width of the regression head."))
     head_dropout: float = field(default=0.2, metadata=_help("Dropout inside the regression head, in [0, 1)."))
+    pooling: str = field(default="last", metadata=_help(
+        "How the hidden states become one vector per clip: last (the last non-pad token, the paper's), mean (masked "
+        "mean over the prompt's tokens) or attention (a learned query, trained with the head).", choices=list(POOLINGS)))
+    readout_layer: int = field(default=-1, metadata=_help(
+        "Hidden state read out: -1 the final layer, or N = after the first N decoder layers (0: the embeddings); the "
+        "later layers are not run. `omni-regressor probe` shows which layer carries the signal."))
     loss_type: str = field(default="l1", metadata=_help("Loss on normalised labels.", choices=list(LOSS_TYPES)))
     head_learning_rate: float = field(default=1e-3, metadata=_help(
         "Learning rate of the head (LoRA uses --learning_rate)."))
@@ -152,6 +159,7 @@ class ModelArguments:
         _in_unit_interval("lora_dropout", self.lora_dropout)
         _at_least("head_hidden_size", self.head_hidden_size, 1)
         _in_unit_interval("head_dropout", self.head_dropout)
+        _at_least("readout_layer", self.readout_layer, -1)
         _non_negative("head_learning_rate", self.head_learning_rate)
         _at_least("early_stopping_patience", self.early_stopping_patience, 1)
         _at_least("max_new_tokens", self.max_new_tokens, 1)

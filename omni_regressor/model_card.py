@@ -213,6 +213,8 @@ def _hyperparameters(context) -> list[tuple[str, str]]:
         ("batch size per device", str(training_args.per_device_train_batch_size)),
         ("loss", f"{model_args.loss_type} on normalised labels (mean {context.label_mean:.4f}, std {context.label_std:.4f})"),
         ("head", f"Linear(H, {model_args.head_hidden_size}) -> LayerNorm -> ReLU -> Dropout({model_args.head_dropout:g}) -> Linear(1)"),
+        ("readout", f"{getattr(model_args, 'pooling', 'last')} pooling of layer {getattr(model_args, 'readout_layer', -1)} "
+                    "(-1: the final layer)"),
         ("seed", str(training_args.seed)),
     ]
     return rows

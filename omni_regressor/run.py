@@ -22,7 +22,7 @@ from omni_regressor.eval.metrics import metrics_for_score_range, msa_regression_
 from processing_omni_regressor import ClipEncoder, ProcessingSettings
 
 from .arguments import RunError, parse_score_range  # noqa: F401 - RunError: its public home was here
-from .backbones import backbone_of, read_config_dict
+from .backbones import backbone_of, num_decoder_layers, read_config_dict
 from .data import DataProblemsError, check_dataset, infer_score_range, records_to_dataset_dict, usable_records, write_skipped
 from .export import push_export
 from .outputs import write_json
@@ -115,6 +115,9 @@ def run_training(model_args, data_args, processing_args, training_args, callback
     """Runs the whole path and returns the summary also written to `<output_dir>/training_summary.json`."""
     readout = get_readout(model_args.readout)
     backbone = backbone_of(model_args.model_name_or_path)
+    if model_args.readout_layer > (layers := num_decoder_layers(model_args.model_name_or_path)):
+        raise RunError(f"--readout_layer {model_args.readout_layer}: {model_args.model_name_or_path} has {layers} "
+                       f"decoder layers; use -1 (the final layer) or 0..{layers}.")
     check_output_dir(training_args)
     checkpoint = resolve_checkpoint(training_args)
     set_seed(training_args.seed)

@@ -80,15 +80,20 @@ def test_compare_writes_one_table_with_metrics_failures_latency_and_memory(tiny_
     flags = small_run_flags(tiny_backbone_dir, demo_dataset_dir, tmp_path / "compare", "--max_frames", "4", "--fps", "3")
     assert main(["--skip_generative_finetune", "true", *flags]) == 0
     rows = json.loads((tmp_path / "compare" / "comparison.json").read_text())
-    assert [row["readout"] for row in rows] == ["discriminative (fine-tuned)", "generative (zero-shot)"]
+    assert [row["readout"] for row in rows] == [
+        "discriminative (fine-tuned)", "head-only (frozen backbone)", "generative (zero-shot)"]
     for row in rows:
         assert row["ms_per_clip"] > 0 and row["peak_memory_mb"] > 0 and "MAE" in row and "Mult_acc_7" in row
-    assert "unparsable_rate" in rows[1] and "truncated_rate" in rows[1]
+        assert math.isfinite(row["MAE"])
+    assert "unparsable_rate" in rows[2] and "truncated_rate" in rows[2]
+    assert rows[0]["seconds_per_epoch"] > 0 and rows[1]["seconds_per_epoch"] > 0
     # Every arm used the same settings: frames, fps, pixels, audio window, prompts, score range.
-    assert rows[0]["processing"] == rows[1]["processing"] and rows[0]["score_range"] == rows[1]["score_range"]
+    assert rows[0]["processing"] == rows[1]["processing"] == rows[2]["processing"]
+    assert rows[0]["score_range"] == rows[1]["score_range"] == rows[2]["score_range"]
     assert rows[0]["processing"]["max_frames"] == 4 and rows[0]["processing"]["fps"] == 3.0
     table = (tmp_path / "compare" / "comparison.md").read_text()
-    assert table.count("\n") == 4 and "| discriminative (fine-tuned) |" in table and "unparsable_rate" in table
+    assert table.count("\n") == 5 and "| discriminative (fine-tuned) |" in table and "unparsable_rate" in table
+    assert "| head-only (frozen backbone) |" in table and "seconds_per_epoch" in table
 
 
 def test_sweep_over_two_modality_sets_and_two_seeds_decodes_each_clip_once(tiny_backbone_dir, demo_dataset_dir, tmp_path):

@@ -68,6 +68,13 @@ def backbone_of(model_name_or_path) -> BackboneSpec:
     return backbone_for_model_type(model_type)
 
 
+def num_decoder_layers(model_name_or_path) -> int:
+    """Decoder layers of the Thinker's language model, read from `config.json` (any layout above)."""
+    config = read_config_dict(model_name_or_path)
+    thinker = config.get("thinker_config") or config
+    return int((thinker.get("text_config") or thinker)["num_hidden_layers"])
+
+
 def architecture(arch: str) -> tuple[BackboneSpec, str]:
     """`--arch` name -> (backbone, its preset name)."""
     if arch not in ARCHITECTURES:

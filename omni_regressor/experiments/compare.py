@@ -1,10 +1,13 @@
-"""`omni-regressor compare`: discriminative vs generative readout (zero-shot and fine-tuned), one table.
+"""`omni-regressor compare`: discriminative vs generative readout (zero-shot and fine-tuned), and the MLP head trained
+alone on the frozen backbone's cached features (head-only), one table.
 
     omni-regressor compare --model_name_or_path Qwen/Qwen2.5-Omni-7B --dataset_dir MOSI --output_dir runs/compare
 
 Every flag of `omni-regressor train` is passed on, unchanged, to both fine-tuned arms (backbone, data, modalities,
 processing, quantisation, LoRA preset, seed, epochs, ...); the zero-shot arm gets the same model, data, processing
-flags, score range, quantisation and evaluation batch size. Each arm runs in its own process so that its peak
+flags, score range, quantisation and evaluation batch size; the head-only arm (`omni-regressor probe
+--train_head_epochs`) the same model, data, processing flags, quantisation, epochs, head width, head learning rate and
+seed, on the final layer's last-token state, the paper's readout, frozen. Each arm runs in its own process so that its peak
 memory is its own, and records the processing settings it used (`processing` in comparison.json).
 """
 
@@ -19,7 +22,7 @@ from omni_regressor.eval.metrics import PRIMARY_METRICS, SIMS_METRIC_KEYS
 from ..arguments import OmniArgumentParser, ProcessingArguments, training_parser
 from ..readouts.generative import DEFAULT_MAX_NEW_TOKENS
 
-COST_COLUMNS = ["unparsable_rate", "truncated_rate", "out_of_range_rate", "ms_per_clip", "peak_memory_mb"]
+COST_COLUMNS = ["unparsable_rate", "truncated_rate", "out_of_range_rate", "ms_per_clip", "peak_memory_mb", "seconds_per_epoch"]
 
 
 @dataclass
@@ -27,6 +30,7 @@ class CompareArguments:
     _argument_group_name = "compare"
     skip_zero_shot: bool = field(default=False, metadata={"help": "Leave out the zero-shot generative arm."})
     skip_generative_finetune: bool = field(default=False, metadata={"help": "Leave out the fine-tuned generative arm."})
+    skip_head_only: bool = field(default=False, metadata={"help": "Leave out the head-only arm (frozen backbone)."})
 
 
 def table_columns(rows: list[dict]) -> list[str]:
@@ -41,11 +45,39 @@ def run_arm(command: list[str]) -> None:
         raise RuntimeError(f"`omni-regressor {command[0]}` failed with exit status {result.returncode}.")
 
 
-def row_from_training(summary: dict, readout: str) -> dict:
+def row_from_training(summary: dict, readout: str, epochs: float | None = None) -> dict:
+    """`seconds_per_epoch`: the run's training time (with its valid passes) over its epochs."""
     return {
         "readout": readout, **summary["test_metrics"], "peak_memory_mb": summary["peak_memory_mb"],
+        "seconds_per_epoch": summary["train_seconds"] / epochs if epochs and "train_seconds" in summary else None,
         "num_clips": len(summary["test_predictions"]), "processing": summary["processing"],
         "score_range": summary["score_range"],
+    }
+
+
+def head_only_row(model_args, data_args, processing, training_args, output_dir: Path) -> dict:
+    """The MLP head trained for the same epochs on cached frozen features of the final layer's last token."""
+    command = [
+        "probe", "--model", model_args.model_name_or_path, "--dataset_dir", data_args.dataset_dir,
+        "--dataset_format", data_args.dataset_format, "--output_dir", str(output_dir), "--overwrite", "true",
+        "--poolings", "last", "--layers", "-1", "--quantization", model_args.quantization,
+        "--train_head_epochs", str(max(1, round(training_args.num_train_epochs))),
+        "--head_hidden_size", str(model_args.head_hidden_size), "--head_learning_rate", str(model_args.head_learning_rate),
+        "--seed", str(training_args.seed), "--batch_size", str(training_args.per_device_eval_batch_size),
+        *flags_of(processing),
+    ]
+    if data_args.labels_csv:
+        command += ["--labels_csv", data_args.labels_csv]
+    if data_args.score_range:
+        command.append("--score_range=" + data_args.score_range)
+    run_arm(command)
+    report = json.loads((output_dir / "probe.json").read_text())
+    head = report["head_only"]
+    return {
+        "readout": "head-only (frozen backbone)", **head["test_metrics"], "ms_per_clip": report["ms_per_clip"],
+        "peak_memory_mb": report["peak_memory_mb"], "seconds_per_epoch": head["seconds_per_epoch"],
+        "num_clips": report["num_clips"]["test"], "processing": report["processing"],
+        "score_range": report["score_range"],
     }
 
 
@@ -96,11 +128,13 @@ def main(argv=None) -> int:
     rows = []
     run_arm(["train", *shared, "--readout", "discriminative", "--output_dir", str(output_dir / "discriminative")])
     summary = json.loads((output_dir / "discriminative" / "training_summary.json").read_text())
-    rows.append(row_from_training(summary, "discriminative (fine-tuned)"))
+    rows.append(row_from_training(summary, "discriminative (fine-tuned)", training_args.num_train_epochs))
+    if not compare_args.skip_head_only:
+        rows.append(head_only_row(model_args, data_args, processing, training_args, output_dir / "head_only"))
     if not compare_args.skip_generative_finetune:
         run_arm(["train", *shared, "--readout", "generative", "--output_dir", str(output_dir / "generative")])
         summary = json.loads((output_dir / "generative" / "training_summary.json").read_text())
-        rows.append(row_from_training(summary, "generative (fine-tuned)"))
+        rows.append(row_from_training(summary, "generative (fine-tuned)", training_args.num_train_epochs))
     if not compare_args.skip_zero_shot:
         zero_shot = [
             "zero-shot",

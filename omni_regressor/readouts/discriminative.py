@@ -50,6 +50,8 @@ class DiscriminativeReadout(Readout):
             upcast_frozen_weights=model_args.upcast_frozen_weights,
             head_hidden_size=model_args.head_hidden_size,
             head_dropout=model_args.head_dropout,
+            pooling=model_args.pooling,
+            readout_layer=model_args.readout_layer,
             loss_type=model_args.loss_type,
             label_mean=context.label_mean,
             label_std=context.label_std,
