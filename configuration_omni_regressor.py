@@ -84,6 +84,8 @@ class OmniRegressorConfig(PreTrainedConfig):
     model_type = "omni_regressor"
     # Thinker `model_type`s a regressor can be built on (`register_thinker_model_type` adds one).
     thinker_model_types = list(THINKER_MODEL_TYPES)
+    # Pooling names: `POOLINGS`, and once the modeling file is imported its pooler table itself (`POOLERS`).
+    poolings = POOLINGS
     sub_configs_defaults = {
         "thinker_config": SubConfigSpec(config_class=AutoConfig, model_type="qwen2_5_omni_thinker"),
     }
@@ -127,8 +129,8 @@ class OmniRegressorConfig(PreTrainedConfig):
             raise ValueError(f"`head_hidden_size` must be a positive integer, got {self.head_hidden_size!r}.")
         if self.head_type not in HEAD_TYPES:
             raise ValueError(f"`head_type` must be one of {HEAD_TYPES}, got {self.head_type!r}.")
-        if self.pooling not in POOLINGS:
-            raise ValueError(f"`pooling` must be one of {POOLINGS}, got {self.pooling!r}.")
+        if self.pooling not in self.poolings:
+            raise ValueError(f"`pooling` must be one of {tuple(self.poolings)}, got {self.pooling!r}.")
         num_layers = self.thinker_config.get_text_config().num_hidden_layers
         if not isinstance(self.readout_layer, int) or not -1 <= self.readout_layer <= num_layers:
             raise ValueError(

@@ -107,6 +107,9 @@ class SentimentRegressionOutput(ModelOutput):
 class LastTokenPooling(nn.Module):
     """The hidden state of the last position whose attention mask is 1 (left or right padding)."""
 
+    def __init__(self, hidden_size: int | None = None):  # every pooler is built as `POOLERS[name](hidden_size)`
+        super().__init__()
+
     def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
         batch_size, seq_len = hidden_states.shape[:2]
         if attention_mask is None:
@@ -120,6 +123,9 @@ class LastTokenPooling(nn.Module):
 
 class MeanPooling(nn.Module):
     """The mean of the hidden states over the positions whose attention mask is 1 (the prompt's tokens)."""
+
+    def __init__(self, hidden_size: int | None = None):
+        super().__init__()
 
     def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
         if attention_mask is None:
@@ -148,7 +154,10 @@ class AttentionPooling(nn.Module):
 
 # `config.pooling` -> the module that turns (batch, seq, hidden) into (batch, hidden). It lives at `head.pooler`, so
 # a learned pooling's weights (`head.pooler.query`) travel with the head: trained in full, saved with the adapter.
+# A new pooling is one entry here: `name: module class`, built as `cls(hidden_size)`, with forward
+# `(hidden_states (batch, seq, hidden), attention_mask (batch, seq) or None) -> (batch, hidden)`.
 POOLERS = {"last": LastTokenPooling, "mean": MeanPooling, "attention": AttentionPooling}
+OmniRegressorConfig.poolings = POOLERS  # the config accepts exactly the poolings of this table
 
 
 class OmniRegressionHead(nn.Module):
@@ -158,7 +167,7 @@ class OmniRegressionHead(nn.Module):
     def __init__(self, hidden_size: int, head_hidden_size: int, dropout: float, head_type: str = "mlp",
                  pooling: str = "last"):
         super().__init__()
-        self.pooler = POOLERS[pooling](hidden_size) if pooling == "attention" else POOLERS[pooling]()
+        self.pooler = POOLERS[pooling](hidden_size)
         self.head_type = head_type
         if head_type == "linear":
             self.out_proj = nn.Linear(hidden_size, 1)

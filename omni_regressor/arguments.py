@@ -14,7 +14,6 @@ from pathlib import Path
 
 from transformers import HfArgumentParser
 
-from configuration_omni_regressor import POOLINGS
 from processing_omni_regressor import DENOISERS, ProcessingSettings, parse_modalities
 
 from .backbones import LORA_PRESETS
@@ -135,7 +134,8 @@ class ModelArguments:
     head_dropout: float = field(default=0.2, metadata=_help("Dropout inside the regression head, in [0, 1)."))
     pooling: str = field(default="last", metadata=_help(
         "How the hidden states become one vector per clip: last (the last non-pad token, the paper's), mean (masked "
-        "mean over the prompt's tokens) or attention (a learned query, trained with the head).", choices=list(POOLINGS)))
+        "mean over the prompt's tokens), attention (a learned query, trained with the head), or any other entry of the "
+        "pooler table (`POOLERS` in modeling_omni_regressor.py)."))
     readout_layer: int = field(default=-1, metadata=_help(
         "Hidden state read out: -1 the final layer, or N = after the first N decoder layers (0: the embeddings); the "
         "later layers are not run. `omni-regressor probe` shows which layer carries the signal."))
@@ -160,6 +160,10 @@ class ModelArguments:
         _at_least("head_hidden_size", self.head_hidden_size, 1)
         _in_unit_interval("head_dropout", self.head_dropout)
         _at_least("readout_layer", self.readout_layer, -1)
+        from modeling_omni_regressor import POOLERS
+
+        if self.pooling not in POOLERS:
+            raise ValueError(f"--pooling must be one of {', '.join(POOLERS)}, got {self.pooling!r}.")
         _non_negative("head_learning_rate", self.head_learning_rate)
         _at_least("early_stopping_patience", self.early_stopping_patience, 1)
         _at_least("max_new_tokens", self.max_new_tokens, 1)

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import torch
 import pytest
 from transformers import AutoConfig, Qwen2_5OmniThinkerConfig, Qwen2_5OmniThinkerForConditionalGeneration
 
@@ -87,3 +88,28 @@ def test_a_new_backbone_trains_through_the_public_commands(toy_backbone, demo_da
     exported = json.loads((Path(summary["export_dir"]) / "config.json").read_text())
     assert exported["thinker_config"]["model_type"] == "toy_omni_thinker"
     assert exported["auto_map"]["AutoModel"].endswith("ToyOmniForSentimentRegression")
+
+
+class MaxPooling(torch.nn.Module):
+    """A contributor's pooling: the element-wise maximum over the non-padding positions."""
+
+    def __init__(self, hidden_size: int):
+        super().__init__()
+
+    def forward(self, hidden_states, attention_mask):
+        if attention_mask is not None:
+            padding = attention_mask.to(hidden_states.device).unsqueeze(-1) == 0  # (batch, seq, 1)
+            hidden_states = hidden_states.masked_fill(padding, torch.finfo(hidden_states.dtype).min)
+        return hidden_states.max(dim=1).values  # (batch, hidden)
+
+
+def test_a_new_pooling_is_one_entry_in_the_pooler_table(tiny_backbone_dir, demo_dataset_dir, tmp_path, monkeypatch,
+                                                         capsys):
+    monkeypatch.setitem(modeling_omni_regressor.POOLERS, "max", MaxPooling)
+    output_dir = tmp_path / "run"
+    status = cli_main(["train", *training_flags(tiny_backbone_dir, demo_dataset_dir, output_dir, "--num_train_epochs", "1",
+                                                "--pooling", "max", "--results_dir", "none")])
+    assert status == 0, capsys.readouterr().err[-3000:]
+    summary = json.loads((output_dir / "training_summary.json").read_text())
+    assert np.isfinite(summary["test_metrics"]["MAE"])
+    assert json.loads((Path(summary["export_dir"]) / "config.json").read_text())["pooling"] == "max"
