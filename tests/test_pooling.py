@@ -126,12 +126,14 @@ def test_the_probes_layer_taps_read_what_a_regressor_with_that_layer_and_pooling
     with torch.no_grad():
         frozen(**left)
     taps.remove()
-    features = taps.features()  # (batch, poolings x layers, hidden)
-    for index, (pooling, layer) in enumerate((pooling, layer) for pooling in ("last", "mean") for layer in (0, 1, 2)):
-        model = regressor_for(backbone_dir, pooling=pooling, readout_layer=layer)
-        with torch.no_grad():
-            expected = model(**left, output_pooled_hidden_state=True).pooled_hidden_state
-        torch.testing.assert_close(features[:, index], expected, atol=1e-5, rtol=1e-4)
+    features = taps.features()  # (batch, poolings x layers, hidden), poolings outer
+    for layer in (0, 1, 2):
+        model = regressor_for(backbone_dir, readout_layer=layer)
+        for pooling_index, pooling in enumerate(("last", "mean")):
+            model.head.pooler = POOLERS[pooling]()  # what `pooling=...` builds
+            with torch.no_grad():
+                expected = model(**left, output_pooled_hidden_state=True).pooled_hidden_state
+            torch.testing.assert_close(features[:, 3 * pooling_index + layer], expected, atol=1e-5, rtol=1e-4)
 
 
 def test_the_attention_query_is_trained_with_the_head_under_qlora(tiny_backbone_dir):
