@@ -57,7 +57,11 @@ inputs missing from --output (error rows count as done; --overwrite scores every
 many processes / GPUs / machines: torchrun --nproc_per_node N [--nnodes M --node_rank R --rdzv_endpoint HOST:PORT]
 --no-python omni-regressor predict ... --output FILE (or accelerate launch): inputs are sharded by rank, each rank
 writes FILE.partial-*.jsonl and rank 0 merges one output in input order (FILE must be on a file system every machine
-sees). A failed rank fails the launch; rerun the same command with --resume to score only what is missing."""
+sees). A failed rank fails the launch; rerun the same command with --resume to score only what is missing.
+
+a corpus across machines: --engine ray [--ray_address auto --num_scorers N --scorer_gpus G --decode_cpus C] (pip
+install "omni-regressor[ray]"): decoding in Ray tasks, scoring in Ray actors, rows written here; INPUT may also be a
+Parquet/CSV manifest (path[,text]) on any pyarrow file system (s3://, gs://). See docs/scale.md."""
 
 
 @dataclass
