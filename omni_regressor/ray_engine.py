@@ -118,11 +118,11 @@ def read_manifest(uri: str) -> list[tuple[str, str | None]]:
 def expand_ray_inputs(inputs: list[str], transcript: str | None, expand_local) -> list[tuple[str, str | None]]:
     """INPUT arguments -> (path, transcript) pairs: manifests (`*.parquet`, any `scheme://` URI) read here, the rest by
     `expand_local` (predict's `expand_inputs`: files, folders, `path,text` CSVs)."""
+    if transcript is not None or not any(is_manifest(value) for value in inputs):
+        return expand_local(inputs, transcript)
     pairs = []
     for value in inputs:
         pairs += read_manifest(value) if is_manifest(value) else expand_local([value], None)
-    if transcript is not None:
-        return expand_local(inputs, transcript)
     return pairs
 
 
@@ -131,9 +131,13 @@ def expand_ray_inputs(inputs: list[str], transcript: str | None, expand_local) -
 
 def _local_media(path: str):
     """(local path to decode, temporary file to remove or None): a `scheme://` media path is copied to a temporary file
-    through pyarrow's file systems; local paths are used as they are."""
-    if "://" not in path or path.startswith("file://"):
-        return (path[len("file://"):] if path.startswith("file://") else path), None
+    through pyarrow's file systems; local paths (and `file://` URIs) are used in place."""
+    if "://" not in path:
+        return path, None
+    if path.startswith("file://"):
+        from urllib.parse import unquote, urlparse
+
+        return unquote(urlparse(path).path), None
     import shutil
     import tempfile
 
@@ -148,10 +152,14 @@ def _local_media(path: str):
 
 def prepare_batch(batch: dict, encoder, allow_missing_modalities: bool, modalities, explain: bool) -> dict:
     """Ray Data task: pickled `InputItem`s -> pickled `PreparedClip`s (decoded + encoded; a failure is the clip's error)."""
+    import copy
     import os
 
     from pipeline_omni_regressor import PreparedClip, prepare_clip
+    from processing_omni_regressor import DirectDecoder
 
+    uncached = copy.copy(encoder)  # a temporary copy of a remote file: caching it under its temporary name is waste
+    uncached.media_cache = DirectDecoder()
     positions, prepared = [], []
     for position, blob in zip(batch["position"], batch["item"]):
         item = pickle.loads(blob)
@@ -161,8 +169,8 @@ def prepare_batch(batch: dict, encoder, allow_missing_modalities: bool, modaliti
             temporary = None
             try:
                 local, temporary = _local_media(item.path)
-                clip = prepare_clip(encoder, int(position), local, item.transcript, allow_missing_modalities,
-                                    modalities, explain, item.start, item.end)
+                clip = prepare_clip(uncached if temporary else encoder, int(position), local, item.transcript,
+                                    allow_missing_modalities, modalities, explain, item.start, item.end)
             except Exception as error:  # noqa: BLE001 - a remote file that cannot be fetched: this clip's error
                 clip = PreparedClip(int(position), item.path, None, (), f"{item.path}: {type(error).__name__}: {error}")
             finally:
@@ -313,5 +321,9 @@ def connect(address: str | None) -> None:
 
     if ray.is_initialized():
         return
-    print(f"ray: {'joining ' + address if address else 'starting or joining a cluster'}", file=sys.stderr)
-    ray.init(address=address, include_dashboard=False if address is None else None, log_to_driver=False)
+    import os
+
+    joining = address or os.environ.get("RAY_ADDRESS")
+    print(f"ray: {'joining ' + joining if joining else 'starting a local cluster'}", file=sys.stderr)
+    # a local cluster lives as long as this run: no dashboard to start; a running cluster keeps its own settings
+    ray.init(address=address, **({} if joining else {"include_dashboard": False}), log_to_driver=False)

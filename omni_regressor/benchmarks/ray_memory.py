@@ -10,6 +10,7 @@ reports the bytes of its model inputs (what a decode task sends a scorer through
 line.
 """
 
+import os
 import pickle
 import shutil
 import subprocess
@@ -74,7 +75,8 @@ def main(argv=None) -> int:
                                           "--overwrite", "--media_cache_dir", workdir / f"cache-{name}",
                                           "--batch_size", args.batch_size, *OFFICIAL_PIXEL_FLAGS, "--engine", "ray",
                                           "--ray_address", address, "--num_scorers", args.num_scorers)
-                status, peaks[name] = peak_rss_bytes(command)
+                # a cluster started by ray.init uses token authentication; a driver joining it by address must say so
+                status, peaks[name] = peak_rss_bytes(command, env={**os.environ, "RAY_AUTH_MODE": "token"})
                 if status != 0:
                     raise SystemExit(f"predict --engine ray on {name} clips exited with {status}")
         finally:
