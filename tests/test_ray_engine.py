@@ -153,3 +153,38 @@ def test_evaluate_on_ray_writes_the_local_predictions_and_metrics(ray_cluster, t
 def test_ray_flags_that_do_not_fit_are_usage_errors(trained_export, clip_folder, argv, message, capsys):
     assert predict(trained_export, *argv, clip_folder) == 2
     assert message in capsys.readouterr().err
+
+
+def test_a_decode_task_copies_remote_media_and_names_the_uri_in_rows_and_errors(trained_export, clip_folder, monkeypatch):
+    """The decode task's remote path (`s3://...`), without a bucket: pyarrow's file system is swapped for the local
+    one behind a made-up scheme; an unreachable file is its clip's error row, named by its URI."""
+    import pickle
+
+    import pyarrow.fs
+    import torch
+
+    from omni_regressor.inference import SentimentScorer
+    from omni_regressor.ray_engine import prepare_batch
+    from omni_regressor.streaming import InputItem
+
+    local = str(clip_folder / "a.mp4")
+
+    class BucketOfLocalFiles:
+        @staticmethod
+        def from_uri(uri):
+            if uri == "bucket://clips/a.mp4":
+                return pyarrow.fs.LocalFileSystem(), local
+            raise FileNotFoundError(f"{uri}: no such object")
+
+    monkeypatch.setattr(pyarrow.fs, "FileSystem", BucketOfLocalFiles)
+    encoder = SentimentScorer.from_pretrained(trained_export, processing=dict(zip(
+        [flag.lstrip("-") for flag in SMALL_PIXEL_FLAGS[::2]], map(int, SMALL_PIXEL_FLAGS[1::2]))), device="cpu").encoder
+    items = [InputItem(0, "bucket://clips/a.mp4"), InputItem(1, "bucket://clips/missing.mp4"), InputItem(2, local)]
+    batch = prepare_batch({"position": [0, 1, 2], "item": [pickle.dumps(item) for item in items]}, encoder, True, None, False)
+    remote, missing, reference = (pickle.loads(blob) for blob in batch["prepared"])
+    assert batch["position"] == [0, 1, 2]
+    assert (remote.path, remote.error, remote.modalities) == ("bucket://clips/a.mp4", None, reference.modalities)
+    assert remote.encoded.keys() == reference.encoded.keys()
+    for name, value in reference.encoded.items():
+        assert torch.equal(remote.encoded[name], value) if isinstance(value, torch.Tensor) else remote.encoded[name] == value
+    assert missing.encoded is None and missing.error.startswith("bucket://clips/missing.mp4: FileNotFoundError")
