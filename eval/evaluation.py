@@ -81,11 +81,13 @@ def evaluate_model(
     num_workers: int = 0,
     progress: bool = True,
     explain: bool = False,
+    engine=None,
 ) -> dict | None:
     """Scores every clip of `split` and writes the outputs; returns the `metrics.json` content (None on ranks > 0).
 
     Raises `DataProblemsError` when a clip of the split has a data problem (or cannot be scored) unless
     `skip_bad_clips`, in which case those clips are listed in `<output_dir>/skipped_clips.csv` and under "skipped".
+    `engine` (`omni_regressor.ray_engine.EngineArguments`, engine "ray") scores on a Ray cluster instead of here.
     `explain` scores every clip again without each of its modalities: predictions.csv gets the leave-one-out scores,
     metrics.json an `attribution` table (mean and mean absolute effect, MAE without each modality), plus
     attribution.md and attribution.png.
@@ -98,11 +100,12 @@ def evaluate_model(
     check_model_folder(model_dir)
     with distributed() as dist:
         return _evaluate(model_dir, dataset_dir, split, output_dir, dataset_format, labels_csv, batch_size,
-                         processing or ProcessingArguments(), skip_bad_clips, metrics_dataset, num_workers, progress, dist, explain)
+                         processing or ProcessingArguments(), skip_bad_clips, metrics_dataset, num_workers, progress, dist, explain,
+                         engine)
 
 
 def _evaluate(model_dir, dataset_dir, split, output_dir, dataset_format, labels_csv, batch_size, processing,
-              skip_bad_clips, metrics_dataset, num_workers, progress, dist, explain=False) -> dict | None:
+              skip_bad_clips, metrics_dataset, num_workers, progress, dist, explain=False, engine=None) -> dict | None:
     from transformers import AutoProcessor
 
     from configuration_omni_regressor import OmniRegressorConfig
@@ -119,6 +122,11 @@ def _evaluate(model_dir, dataset_dir, split, output_dir, dataset_format, labels_
     score_range = tuple(config.score_range)
     metrics_dataset = _canonical_dataset(metrics_dataset or metrics_for_score_range(score_range))
     rank, world_size = world()
+    on_ray = engine is not None and engine.uses_ray
+    if on_ray:
+        from omni_regressor.ray_engine import RayScorer, check_ray_run
+
+        check_ray_run(False, world_size)
 
     # 1. Data: the clips of `split` only, checked (decoded through the cache) with the settings the model decodes
     # with, before it loads.
@@ -138,15 +146,19 @@ def _evaluate(model_dir, dataset_dir, split, output_dir, dataset_format, labels_
     # scores of every rank (through the process group: no shared file system needed) and writes the outputs.
     overrides = {key: value for key, value in processing.overrides().items() if key != "modalities"}
     media_cache = processing.media_cache()  # the cache the data check just filled
-    scorer = SentimentScorer.from_pretrained(model_dir, modalities=settings.modalities, device=default_device(),
-                                             media_cache_dir=media_cache.cache_dir, processing=overrides)
     items = [InputItem(index, record.media_path, record.text) for index, record in enumerate(records)]
+    if on_ray:  # decoded by Ray tasks, scored by Ray actors; the results come back here in input order
+        scorer = RayScorer.from_pretrained(model_dir, engine, settings.modalities, media_cache.cache_dir, overrides)
+        scores = scorer.stream(items, batch_size, allow_missing_modalities=False, explain=explain)
+    else:
+        scorer = SentimentScorer.from_pretrained(model_dir, modalities=settings.modalities, device=default_device(),
+                                                 media_cache_dir=media_cache.cache_dir, processing=overrides)
+        items = shard(items, rank, world_size)
+        scores = stream_scores(scorer.model, scorer.encoder, items, batch_size, num_workers,
+                               allow_missing_modalities=False, device=scorer.device, explain=explain)
     started = time.perf_counter()
     rows = []
-    my_items = shard(items, rank, world_size)
-    scores = stream_scores(scorer.model, scorer.encoder, my_items, batch_size, num_workers,
-                           allow_missing_modalities=False, device=scorer.device, explain=explain)
-    for item, result in tqdm(scores, total=len(my_items), desc=f"scoring {split}", unit="clip",
+    for item, result in tqdm(scores, total=len(items), desc=f"scoring {split}", unit="clip",
                              disable=not progress or rank != 0):
         rows.append({"index": item.index, "score": result.score, "error": result.error, "extras": result.extras})
     inference_seconds = time.perf_counter() - started
@@ -290,13 +302,16 @@ def _number(value) -> str:
 
 
 def main(argv=None) -> int:
-    parser = OmniArgumentParser((EvaluateArguments, ProcessingArguments), prog="omni-regressor evaluate")
-    args, processing = parser.parse(argv)
+    from omni_regressor.ray_engine import EngineArguments
+
+    parser = OmniArgumentParser((EvaluateArguments, ProcessingArguments, EngineArguments), prog="omni-regressor evaluate")
+    args, processing, engine = parser.parse(argv)
     report = evaluate_model(
         args.model, args.dataset_dir, split=args.split, output_dir=args.output_dir, dataset_format=args.dataset_format,
         labels_csv=args.labels_csv, batch_size=args.batch_size, processing=processing,
         skip_bad_clips=args.skip_bad_clips, metrics_dataset=args.metrics_dataset,
         num_workers=default_num_workers() if args.num_workers is None else args.num_workers, explain=args.explain,
+        engine=engine,
     )
     if report is not None:
         print(format_summary(report))

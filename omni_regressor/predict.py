@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .arguments import OmniArgumentParser, ProcessingArguments, UsageError, default_num_workers
+from .ray_engine import EngineArguments
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".avi", ".mov", ".webm", ".m4v", ".wav", ".mp3", ".m4a", ".flac")
 COLUMNS = ["path", "video_id", "clip_id", "score", "label_bucket", "acc2", "modalities", "error"]
@@ -57,7 +58,11 @@ inputs missing from --output (error rows count as done; --overwrite scores every
 many processes / GPUs / machines: torchrun --nproc_per_node N [--nnodes M --node_rank R --rdzv_endpoint HOST:PORT]
 --no-python omni-regressor predict ... --output FILE (or accelerate launch): inputs are sharded by rank, each rank
 writes FILE.partial-*.jsonl and rank 0 merges one output in input order (FILE must be on a file system every machine
-sees). A failed rank fails the launch; rerun the same command with --resume to score only what is missing."""
+sees). A failed rank fails the launch; rerun the same command with --resume to score only what is missing.
+
+a corpus across machines: --engine ray [--ray_address auto --num_scorers N --scorer_gpus G --decode_cpus C] (pip
+install "omni-regressor[ray]"): decoding in Ray tasks, scoring in Ray actors, rows written here; INPUT may also be a
+Parquet/CSV manifest (path[,text]) on any pyarrow file system (s3://, gs://). See docs/scale.md."""
 
 
 @dataclass
@@ -117,7 +122,7 @@ class PredictArguments:
 
 
 def build_parser() -> OmniArgumentParser:
-    parser = OmniArgumentParser((PredictArguments, ProcessingArguments), prog="omni-regressor predict",
+    parser = OmniArgumentParser((PredictArguments, ProcessingArguments, EngineArguments), prog="omni-regressor predict",
                                 description=DESCRIPTION, epilog=EPILOG)
     return parser
 
@@ -138,11 +143,11 @@ def explicit_booleans(argv: list[str], parser) -> list[str]:
 
 def parse_arguments(argv):
     parser = build_parser()
-    args, processing_args, remaining = parser.parse(explicit_booleans(list(argv), parser), allow_remaining=True)
+    args, processing_args, engine, remaining = parser.parse(explicit_booleans(list(argv), parser), allow_remaining=True)
     unknown = [token for token in remaining if token.startswith("-")]
     if unknown:
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
-    return args, processing_args, remaining
+    return args, processing_args, engine, remaining
 
 
 # --- inputs --------------------------------------------------------------------------------------------------------
@@ -425,18 +430,23 @@ def read_progress(args: PredictArguments, output: Path | None, keys: list[str]) 
     return Progress(rows, output_keys)
 
 
-def run(args: PredictArguments, processing_args: ProcessingArguments, inputs: list[str]) -> int:
+def run(args: PredictArguments, processing_args: ProcessingArguments, inputs: list[str], engine=None) -> int:
     from .streaming import distributed, world
 
     check_output(args)
     rank, world_size = world()
+    if engine is not None and engine.uses_ray:
+        from .ray_engine import check_ray_run
+
+        check_ray_run(args.transcribe, world_size)
     if world_size > 1 and args.output is None:
         raise UsageError(f"--output is needed with {world_size} processes: rank 0 merges every rank's rows into it.")
     with distributed() as dist:
-        return run_on_this_rank(args, processing_args, inputs, dist)
+        return run_on_this_rank(args, processing_args, inputs, dist, engine)
 
 
-def run_on_this_rank(args: PredictArguments, processing_args: ProcessingArguments, inputs: list[str], dist) -> int:
+def run_on_this_rank(args: PredictArguments, processing_args: ProcessingArguments, inputs: list[str], dist,
+                     engine=None) -> int:
     from tqdm.auto import tqdm
 
     from .inference import SentimentScorer, check_model_folder
@@ -444,7 +454,13 @@ def run_on_this_rank(args: PredictArguments, processing_args: ProcessingArgument
                             partial_path, shard, stream_scores, world)
 
     check_model_folder(args.model)
-    pairs = expand_inputs(inputs, args.transcript)
+    on_ray = engine is not None and engine.uses_ray
+    if on_ray:  # Ray Data on a cluster (omni_regressor.ray_engine): the same items, rows and files
+        from .ray_engine import RayScorer, expand_ray_inputs
+
+        pairs = expand_ray_inputs(inputs, args.transcript, expand_inputs)
+    else:
+        pairs = expand_inputs(inputs, args.transcript)
     windowed = args.window is not None
     if windowed:
         items = window_items(pairs, args.window, args.hop)
@@ -470,10 +486,15 @@ def run_on_this_rank(args: PredictArguments, processing_args: ProcessingArgument
     staged = sharded or (output is not None and args.resume and (
         bool(partial_files(output)) or progress.output_keys != keys[: len(progress.output_keys)]))
 
-    scorer = SentimentScorer.from_pretrained(
-        args.model, media_cache_dir=processing_args.media_cache_dir, device=args.device or default_device(),
-        modalities=processing_args.modalities, processing={k: v for k, v in processing_args.overrides().items() if k != "modalities"},
-    )
+    overrides = {k: v for k, v in processing_args.overrides().items() if k != "modalities"}
+    if on_ray:
+        scorer = RayScorer.from_pretrained(args.model, engine, processing_args.modalities,
+                                           processing_args.media_cache_dir, overrides)
+    else:
+        scorer = SentimentScorer.from_pretrained(
+            args.model, media_cache_dir=processing_args.media_cache_dir, device=args.device or default_device(),
+            modalities=processing_args.modalities, processing=overrides,
+        )
     mine = shard(todo, rank, world_size)
     if args.transcribe and "text" in scorer.encoder.settings.modalities:
         from dataclasses import replace
@@ -503,8 +524,10 @@ def run_on_this_rank(args: PredictArguments, processing_args: ProcessingArgument
     bar = tqdm(total=len(mine), desc=f"scoring{f' (rank {rank})' if sharded else ''}", unit="clip",
                disable=not args.progress)
     try:
-        for item, result in stream_scores(scorer.model, scorer.encoder, mine, args.batch_size, num_workers,
-                                          args.window_batches, device=scorer.device, explain=args.explain):
+        scores = (scorer.stream(mine, args.batch_size, args.window_batches, explain=args.explain) if on_ray else
+                  stream_scores(scorer.model, scorer.encoder, mine, args.batch_size, num_workers, args.window_batches,
+                                device=scorer.device, explain=args.explain))
+        for item, result in scores:
             record = record_for(item, result, scorer.encoder.score_range, transcribed, windowed)
             if staged:
                 record["input_key"] = key_of[item.index]
@@ -572,8 +595,8 @@ def merge_outputs(output: Path, keys: list[str], columns: list[str], progress: P
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
-        args, processing_args, inputs = parse_arguments(argv)
-        return run(args, processing_args, inputs)
+        args, processing_args, engine, inputs = parse_arguments(argv)
+        return run(args, processing_args, inputs, engine)
     except UsageError as error:
         print(f"omni-regressor predict: error: {error}", file=sys.stderr)
         return EXIT_USAGE

@@ -112,3 +112,12 @@ def trained_run(tiny_backbone_dir, demo_dataset_dir, tmp_path_factory):
 def trained_export(trained_run) -> Path:
     """The merged, Hub-ready folder of `trained_run`."""
     return Path(trained_run[1]["export_dir"])
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """One local Ray cluster (2 CPUs, no dashboard) for every `--engine ray` test, shut down at the end of the session."""
+    import ray  # in the `dev` extra: CI runs these tests
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()
