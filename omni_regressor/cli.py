@@ -24,6 +24,7 @@ COMMANDS = {
     "demo-data": ("omni_regressor.commands:demo_data_command", "A generated MMSA-layout dataset of real mp4 clips."),
     "denoise": ("omni_regressor.commands:denoise_command", "One file's audio track as the model hears it (DeepFilterNet3), as a WAV."),
     "serve": ("omni_regressor.commands:serve_command", "The web page (Gradio) of a model: upload a clip, see score, attribution, timeline."),
+    "space": ("omni_regressor.space:space_command", "A Gradio Space folder (README, app.py, requirements) serving a model."),
     "analyze": ("omni_regressor.analyze:main", "Label smoothness of the pooled hidden states (kNN vs permuted), plot, states."),
 }
 
