@@ -5,6 +5,7 @@ import csv
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -108,8 +109,8 @@ def test_the_adapter_loads_with_peft_in_a_fresh_process_with_its_head(trained_ru
     torch.save(batch, tmp_path / "batch.pt")
     with torch.no_grad():
         expected = merged(**batch).logits
-    loaded = json.loads(run_fresh(ADAPTER_SCRIPT, output_dir / "adapter", tmp_path / "batch.pt", tiny_backbone_dir,
-                                  cwd=tmp_path))
+    moved = shutil.copytree(output_dir / "adapter", tmp_path / "elsewhere" / "adapter")  # loads after a move
+    loaded = json.loads(run_fresh(ADAPTER_SCRIPT, moved, tmp_path / "batch.pt", tiny_backbone_dir, cwd=tmp_path))
     assert loaded["head_width"] == 16  # the trained head's size, from the adapter folder's config
     # (AutoPeftModelForSequenceClassification from the adapter's Hub repository: test_artifacts_travel.)
     torch.testing.assert_close(torch.tensor(loaded["peft_model"]), expected, atol=1e-4, rtol=1e-4)

@@ -316,7 +316,12 @@ def test_push_to_hub_uploads_the_export_folder_with_its_code(tiny_backbone_dir, 
         training_flags(tiny_backbone_dir, demo_dataset_dir, tmp_path / "run", "--num_train_epochs", "1", "--quantization", "none",
                        "--push_to_hub", "true", "--hub_model_id", "someone/omni-regressor-demo")
     )
-    assert uploads == [("create", "someone/omni-regressor-demo"), ("someone/omni-regressor-demo", summary["export_dir"])]
+    # model/ to the repository named, adapter/ to its own repository (adapter_config.json names it as its base).
+    adapter_dir = str(Path(summary["export_dir"]).parent / "adapter")
+    assert uploads == [("create", "someone/omni-regressor-demo"), ("someone/omni-regressor-demo", summary["export_dir"]),
+                       ("create", "someone/omni-regressor-demo-adapter"), ("someone/omni-regressor-demo-adapter", adapter_dir)]
+    assert json.loads((Path(adapter_dir) / "adapter_config.json").read_text())["base_model_name_or_path"] == (
+        "someone/omni-regressor-demo-adapter")
     uploaded = set(os.listdir(summary["export_dir"]))
     assert {"configuration_omni_regressor.py", "modeling_omni_regressor.py", "model.safetensors", "config.json", "README.md",
             "tokenizer.json", "processor_config.json"} <= uploaded
