@@ -342,8 +342,8 @@ def write_model_card(output_dir, context) -> ModelCard:
         path_note="" if hub_id else f" (`{LOCAL_FOLDER}`: this folder, wherever it is; or its Hub id once uploaded.)",
         install_line=install_line(folder_requirements(settings["denoise"] != "none")),
         inputs=_settings_rows(settings),
-        dataset_title=f"`{context.data_args.dataset_name}`" if context.data_args.dataset_name else "the training data",
-        dataset_note="" if context.data_args.dataset_name else " (a local dataset)",
+        dataset_title=f"`{context.data_args.dataset_name}`" if context.data_args.dataset_name else "the local dataset",
+        dataset_note="" if context.data_args.dataset_name else " (not on the Hub: no `--dataset_name`)",
         num_test_clips=summary.get("exported_test_clips") or len(summary.get("test_predictions") or []),
         results_source=("evaluated after export, as `omni-regressor evaluate` scores it" if summary.get("exported_test_metrics")
                         else "the trained model's test pass"),
