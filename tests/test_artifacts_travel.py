@@ -396,3 +396,22 @@ def test_a_space_runs_with_only_its_requirements_and_its_score_endpoint_gives_pr
         server.terminate()
         server.wait(timeout=30)
     assert score == pytest.approx(predicted(trained_export, [record], tmp_path)[0], abs=1e-4)
+
+
+def test_the_processor_takes_a_path_or_a_decoded_clip_and_batches_like_the_pipeline(trained_export, test_records):
+    import torch
+    from transformers import AutoProcessor
+
+    processor = AutoProcessor.from_pretrained(trained_export, trust_remote_code=True)
+    records = test_records[:2]
+    by_path = processor([record.media_path for record in records], [record.text for record in records])
+    decoded = [processor.encoder.decode(record.media_path) for record in records]
+    by_clip = processor(decoded, [record.text for record in records])
+    expected = processor.encoder.collate([processor.encoder.encode(record.text, clip) for record, clip in zip(records, decoded)])
+    assert by_path.keys() == by_clip.keys() == expected.keys()
+    for key, value in expected.items():
+        if isinstance(value, torch.Tensor):
+            torch.testing.assert_close(by_path[key], value)
+            torch.testing.assert_close(by_clip[key], value)
+    # Without trust_remote_code, the folder still gives the backbone's own processor.
+    assert type(AutoProcessor.from_pretrained(trained_export)).__name__ == "Qwen2_5OmniProcessor"
