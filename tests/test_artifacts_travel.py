@@ -19,7 +19,6 @@ import time
 import urllib.request
 from pathlib import Path
 
-import numpy as np
 import pytest
 from huggingface_hub import ModelCard
 from packaging.requirements import Requirement
