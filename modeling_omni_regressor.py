@@ -72,6 +72,8 @@ ORIGINAL_MODEL_TYPES: dict[str, tuple[str, str | None]] = {}
 REGRESSOR_CLASSES: dict[str, type] = {}
 
 
+# How an exported config names a base that was a local folder on the training machine (no path travels).
+LOCAL_BASE_PREFIX = "local:"
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
 
 
@@ -282,8 +284,16 @@ class OmniSentimentRegressionPreTrainedModel(PreTrainedModel):
                 pretrained_model_name_or_path, *model_args, config=config, key_mapping=requested_mapping, **kwargs
             )
         if is_regressor_config and not _has_weights(pretrained_model_name_or_path, hub_kwargs):
+            if kwargs.get("base_model_name_or_path"):  # where the base is on this machine (a local base's folder)
+                config.base_model_name_or_path = kwargs.pop("base_model_name_or_path")
             if not config.base_model_name_or_path:
                 raise ValueError(f"{pretrained_model_name_or_path} holds no weights and names no base checkpoint.")
+            if config.base_model_name_or_path.startswith(LOCAL_BASE_PREFIX):
+                raise ValueError(
+                    f"{pretrained_model_name_or_path} was trained on a local base checkpoint "
+                    f"({config.base_model_name_or_path.removeprefix(LOCAL_BASE_PREFIX)!r}), not a Hub id: pass "
+                    "`base_model_name_or_path=<its folder or Hub id>` or set it in this folder's config.json."
+                )
             # An adapter folder is the *base* regressor for peft (its base's weights, this head size): peft's
             # `PeftModel.from_pretrained` / `AutoPeftModel...` then apply the adapter, so transformers must not.
             pretrained_model_name_or_path = config.base_model_name_or_path

@@ -761,6 +761,7 @@ class ClipEncoder:
     """
 
     def __init__(self, processor, settings: ProcessingSettings, score_range=(-3.0, 3.0), media_cache=None):
+        processor = getattr(processor, "backbone_processor", processor)  # an `OmniRegressorProcessor` wraps one
         self.processor = processor
         self.settings = settings.resolve(processor)
         self.media_settings = self.settings.media_settings()
@@ -921,7 +922,69 @@ def model_inputs(batch, device=None) -> dict:
     }
 
 
+class OmniRegressorProcessor:
+    """The processor of a saved regressor folder: `AutoProcessor.from_pretrained(folder, trust_remote_code=True)`.
+
+    `processor(videos, text)` turns a clip (a file path or a `DecodedClip`) and its transcript, or lists of them, into
+    the model's batch with the folder's saved settings (`config.processing`, `score_range`), through the same
+    `ClipEncoder` the pipeline and training use:
+
+        processor = AutoProcessor.from_pretrained(folder, trust_remote_code=True)
+        model = AutoModel.from_pretrained(folder, trust_remote_code=True)
+        score = model(**processor("clip.mp4", "I loved it")).logits   # (batch,) scores in label units
+
+    Everything else (`tokenizer`, `apply_chat_template`, `save_pretrained`, ...) is the backbone's processor's.
+    """
+
+    def __init__(self, backbone_processor, encoder: ClipEncoder):
+        self.backbone_processor = backbone_processor
+        self.encoder = encoder
+
+    @classmethod
+    def register_for_auto_class(cls, auto_class="AutoProcessor"):
+        """Called by `AutoProcessor` on remote code; the folder's processor_config.json already maps it."""
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, trust_remote_code=None, **kwargs):
+        from transformers import PretrainedConfig, ProcessorMixin
+        from transformers.models.auto.processing_auto import processor_class_from_name
+
+        kwargs.pop("_from_auto", None)
+        # The backbone's own class (processor_config.json's `processor_class`), not AutoProcessor: that maps to this.
+        processor_dict, _ = ProcessorMixin.get_processor_dict(pretrained_model_name_or_path, **kwargs)
+        backbone_class = processor_class_from_name(processor_dict["processor_class"])
+        backbone_processor = backbone_class.from_pretrained(
+            pretrained_model_name_or_path, trust_remote_code=trust_remote_code, **kwargs)
+        hub_kwargs = {key: kwargs[key] for key in ("cache_dir", "revision", "token", "local_files_only", "subfolder")
+                      if key in kwargs}
+        config, _ = PretrainedConfig.get_config_dict(pretrained_model_name_or_path, **hub_kwargs)
+        settings = ProcessingSettings.from_dict(config.get("processing"))
+        return cls(backbone_processor, ClipEncoder(backbone_processor, settings, config.get("score_range", (-3.0, 3.0))))
+
+    def __call__(self, videos=None, text=None, modalities=None) -> BatchFeature:
+        """`videos`: a path or `DecodedClip` (or a list, or None for text-only models); `text`: the transcript(s)."""
+        single = not isinstance(videos, (list, tuple)) and not isinstance(text, (list, tuple))
+        videos = [videos] if single or videos is None else list(videos)
+        texts = [text] if single or text is None or isinstance(text, str) else list(text)
+        if len(videos) == 1 and len(texts) > 1:
+            videos = videos * len(texts)
+        texts = texts * len(videos) if len(texts) == 1 else texts
+        modalities = parse_modalities(modalities or self.encoder.settings.modalities)
+        needs_media = bool({"audio", "video"} & set(modalities))
+        clips = [
+            video if isinstance(video, DecodedClip) or video is None or not needs_media else self.encoder.decode(str(video))
+            for video in videos
+        ]
+        return self.encoder.collate([self.encoder.encode(transcript, clip, modalities)
+                                     for transcript, clip in zip(texts, clips)])
+
+    def __getattr__(self, name):
+        if name in ("backbone_processor", "encoder"):  # not yet set (unpickling)
+            raise AttributeError(name)
+        return getattr(self.backbone_processor, name)
+
+
 __all__ = [
-    "ClipEncoder", "DecodedClip", "MediaError", "MediaSettings", "ProcessingSettings", "decode_clip",
+    "ClipEncoder", "OmniRegressorProcessor", "DecodedClip", "MediaError", "MediaSettings", "ProcessingSettings", "decode_clip",
     "build_conversation", "parse_modalities", "modality_tag", "model_inputs",
 ]

@@ -150,6 +150,9 @@ class ModelArguments:
         "Generative readout: longest answer generated (it stops at the end-of-turn token before that)."))
     license: str | None = field(default=None, metadata=_help(
         "Licence of the exported model for its card (default: the base model's, read from its card if any)."))
+    base_model_id: str | None = field(default=None, metadata=_help(
+        "The Hub id that a local --model_name_or_path stands for, written into the exported files and card instead of "
+        "the local path (default: the name given when it is a Hub id, else the placeholder `local:<folder name>`)."))
 
     def validate(self):
         if self.lora_preset == "none" and self.quantization != "none":

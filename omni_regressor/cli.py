@@ -25,6 +25,7 @@ COMMANDS = {
     "denoise": ("omni_regressor.commands:denoise_command", "One file's audio track as the model hears it (DeepFilterNet3), as a WAV."),
     "serve": ("omni_regressor.commands:serve_command", "The web page (Gradio) of a model: upload a clip, see score, attribution, timeline."),
     "probe": ("omni_regressor.probe:main", "Linear probe per layer and pooling of the frozen Thinker: where sentiment lives."),
+    "space": ("omni_regressor.space:space_command", "A Gradio Space folder (README, app.py, requirements) serving a model."),
     "analyze": ("omni_regressor.analyze:main", "Label smoothness of the pooled hidden states (kNN vs permuted), plot, states."),
 }
 

@@ -315,7 +315,8 @@ class ServeArguments:
 
 
 def serve_command(argv) -> int:
-    """Serves the web page of a model (the Gradio app an exported folder carries as app.py) until interrupted."""
+    """Serves the web page of a model (the Gradio app `omni-regressor space` writes as a Space's app.py) until
+    interrupted."""
     from .inference import check_model_folder
 
     (args,) = OmniArgumentParser(ServeArguments, prog="omni-regressor serve").parse(argv)

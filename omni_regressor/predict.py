@@ -502,8 +502,9 @@ def run_on_this_rank(args: PredictArguments, processing_args: ProcessingArgument
         from .transcribe import transcribe_items
 
         source = args.transcribe_model or scorer.model.config.base_model_name_or_path
-        if not source:
-            raise UsageError("--transcribe needs --transcribe_model PATH: the model config names no base checkpoint.")
+        if not source or source.startswith("local:"):  # an export names a local base by a placeholder, not its path
+            raise UsageError("--transcribe needs --transcribe_model PATH: the model config names no base checkpoint "
+                             f"on the Hub ({source or 'none'}).")
         missing = [item for item in mine if not (item.transcript or "").strip() and item.error is None]
         texts = transcribe_items(source, scorer.encoder, missing, args.transcribe_quantization, progress=args.progress)
         replaced = {item.index: replace(item, transcript=text) for item, text in zip(missing, texts)}

@@ -24,7 +24,7 @@ from processing_omni_regressor import ClipEncoder, ProcessingSettings
 from .arguments import RunError, parse_score_range  # noqa: F401 - RunError: its public home was here
 from .backbones import backbone_of, num_decoder_layers, read_config_dict
 from .data import DataProblemsError, check_dataset, infer_score_range, records_to_dataset_dict, usable_records, write_skipped
-from .export import push_export
+from .export import push_run
 from .outputs import write_json
 from .metering import PeakMemoryCallback, Stopwatch, peak_memory_mb
 from .parameters import count_parameters
@@ -213,10 +213,11 @@ def run_training(model_args, data_args, processing_args, training_args, callback
                 [training_args.seed], [summary["test_metrics"]], output_dir,
             ))
         write_json(output_dir / "training_summary.json", summary)
-        if push_to_hub:
-            summary["hub_commit"] = push_export(
-                export_dir, training_args.hub_model_id, training_args.hub_token, training_args.hub_private_repo
-            )
+        if push_to_hub:  # model/ to --hub_model_id, adapter/ to <hub_model_id>-adapter
+            commits = push_run(output_dir, export_dir, training_args.hub_model_id, training_args.hub_token,
+                               training_args.hub_private_repo)
+            summary["hub_commit"] = commits.get("model") or commits.get("adapter")
+            summary["hub_commits"] = commits
     trainer.accelerator.wait_for_everyone()
     return summary
 

@@ -2,25 +2,31 @@
 how much each modality moved the score, and for long clips the score over time.
 
     omni-regressor serve --model runs/demo/run/model          # this file, from the package
-    python app.py                                             # the same file in an exported folder / a Hub Space
+    omni-regressor space --model USER/NAME --output_dir S     # this file as a Gradio Space's app.py
+    python app.py                                             # in a Space folder (or on the Hub)
 
-Exported folders carry this file as `app.py` (with `requirements.txt`), so the folder runs as a Gradio Space. It
-scores through the folder's own pipeline (`pipeline_omni_regressor.py`), the path of `omni-regressor predict`. The
-scoring function is the page's named API endpoint `/score`, inputs `(clip, transcript, subtitles)`, the last two optional:
+
+It scores through the model folder's own pipeline (`pipeline_omni_regressor.py`, loaded with `trust_remote_code`),
+the path of `omni-regressor predict`, so it runs without the omni-regressor package. The scoring function is the
+page's named API endpoint `/score`, inputs `(clip, transcript, subtitles)` (transcript and subtitles optional):
 
     from gradio_client import Client, handle_file
     Client("http://127.0.0.1:7860/").predict(handle_file("clip.mp4"), "I loved it", api_name="/score")
 
-Imports: gradio, transformers, matplotlib (and, through the pipeline, torch, av, numpy).
+Imports: gradio, transformers, matplotlib (and, through the model folder's code, torch, torchvision, av, numpy).
 """
 
 import os
 import shutil
+import sys
 import tempfile
 
 import gradio as gr
-from processing_omni_regressor import media_duration  # the folder's own module in a Space; the package's otherwise
 from transformers import pipeline
+
+# The model a Space serves: `omni-regressor space` writes a Hub id here, or "model" for a copy bundled beside this
+# file. `OMNI_REGRESSOR_MODEL` overrides it.
+SPACE_MODEL = None
 
 # Clips longer than this are also scored in windows of `WINDOW_SECONDS` (the timeline).
 LONG_CLIP_SECONDS = 20.0
@@ -70,9 +76,19 @@ def timeline_plot(windows: list[dict], score_range):
     return figure
 
 
+def space_model() -> str:
+    """The model this app serves: `OMNI_REGRESSOR_MODEL`, else `SPACE_MODEL` (a folder beside this file, or a Hub id)."""
+    model = os.environ.get("OMNI_REGRESSOR_MODEL") or SPACE_MODEL
+    if not model:
+        raise SystemExit("No model to serve: set OMNI_REGRESSOR_MODEL (a model folder or Hub id).")
+    bundled = os.path.join(os.path.dirname(os.path.abspath(__file__)), model)
+    return bundled if os.path.isdir(bundled) else model
+
+
 def build_app(model_dir: str) -> gr.Blocks:
     sentiment = pipeline("omni-sentiment-regression", model=model_dir, trust_remote_code=True)
     score_range = tuple(sentiment.encoder.score_range)
+    media_duration = sys.modules[type(sentiment).__module__].media_duration  # the model folder's own code
 
     def score(clip, transcript=None, subtitles=None):
         """Scores one uploaded clip -> (score, Acc-7 class, polarity, attribution plot, timeline plot, message)."""
@@ -128,5 +144,5 @@ def build_app(model_dir: str) -> gr.Blocks:
     return app
 
 
-if __name__ == "__main__":  # a Hub Space, or `python app.py` in an exported folder
-    build_app(os.environ.get("OMNI_REGRESSOR_MODEL", os.path.dirname(os.path.abspath(__file__)))).launch()
+if __name__ == "__main__":  # a Hub Space, or `python app.py` in a Space folder
+    build_app(space_model()).launch()

@@ -6,7 +6,8 @@ import numpy as np
 
 from omni_regressor.eval.metrics import make_compute_metrics
 
-from ..export import merged_export, save_adapter_export, save_full_model
+from ..export import (merged_export, name_base_in_config, public_base_name, publish_adapter, register_processor,
+                      save_adapter_export, save_full_model)
 from ..metering import BatchTimer
 from ..model_card import write_adapter_card, write_model_card
 from ..model_setup import load_kwargs_for, lora_config_for, prepare_for_training
@@ -78,16 +79,53 @@ class DiscriminativeReadout(Readout):
         return TestResult(metrics, np.asarray(prediction.predictions).reshape(-1).tolist())
 
     def export(self, trainer, encoder, context: RunContext) -> Path:
+        """adapter/ and model/ (merged), their cards; no path of the training machine left in them; the card's results
+        are model/'s own on the test split, evaluated after export."""
+        model_args = context.model_args
         export_dir, adapter_dir = context.output_dir / "model", context.output_dir / "adapter"
-        if context.model_args.lora_preset == "none":
+        base_name = public_base_name(model_args.model_name_or_path, model_args.base_model_id)
+        if model_args.lora_preset == "none":
             save_full_model(trainer, encoder, export_dir)
+            name_base_in_config(export_dir, base_name)
+            evaluate_export(export_dir, encoder, context)
             write_model_card(export_dir, context)
             return export_dir
         save_adapter_export(trainer, encoder, adapter_dir)
+        if not model_args.save_adapter_only:
+            merged_export(adapter_dir, export_dir)  # loads the base from the path the adapter names until published
+            encoder.save_pretrained(export_dir)
+            register_processor(export_dir)
+            name_base_in_config(export_dir, base_name)
+        publish_adapter(adapter_dir, base_name, getattr(context.training_args, "hub_model_id", None))
         write_adapter_card(adapter_dir, context)
-        if context.model_args.save_adapter_only:
+        if model_args.save_adapter_only:
             return adapter_dir
-        merged_export(adapter_dir, export_dir)
-        encoder.save_pretrained(export_dir)
+        evaluate_export(export_dir, encoder, context)
         write_model_card(export_dir, context)
         return export_dir
+
+
+def evaluate_export(export_dir, encoder, context: RunContext) -> dict | None:
+    """`omni-regressor evaluate` of the exported folder on the test split (outputs in `<output_dir>/export_eval`): the
+    results its card shows. Skipped without a test split, and in multi-process runs (the export runs on rank 0 only;
+    the card then says its results are the training run's test pass)."""
+    from omni_regressor.arguments import ProcessingArguments
+    from omni_regressor.eval.evaluation import evaluate_model
+    from omni_regressor.streaming import world
+
+    if "test_metrics" not in context.summary or world()[1] > 1:
+        return None
+    cache_dir = getattr(encoder.media_cache, "cache_dir", None)
+    report = evaluate_model(
+        export_dir, context.data_args.dataset_dir, split="test", output_dir=context.output_dir / "export_eval",
+        dataset_format=context.data_args.dataset_format, labels_csv=context.data_args.labels_csv,
+        batch_size=context.training_args.per_device_eval_batch_size,
+        processing=ProcessingArguments(media_cache_dir=str(cache_dir) if cache_dir is not None else None),
+        skip_bad_clips=context.data_args.skip_bad_clips, metrics_dataset=context.metrics_dataset,
+        num_workers=context.training_args.dataloader_num_workers, progress=not context.training_args.disable_tqdm,
+    )
+    context.summary["exported_test_metrics"] = {key: value for key, value in report.items()
+                                                if isinstance(value, (int, float)) and not isinstance(value, bool)}
+    context.summary["exported_test_clips"] = report["num_clips"]
+    context.summary["exported_eval_batch_size"] = context.training_args.per_device_eval_batch_size
+    return report

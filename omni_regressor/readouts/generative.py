@@ -18,6 +18,7 @@ from omni_regressor.eval.score_parsing import parse_scores
 from processing_omni_regressor import ClipEncoder, model_inputs
 
 from ..metering import BatchTimer
+from ..export import public_base_name
 from ..model_setup import disable_cpu_bf16_repacking, export_dtype, load_kwargs_for, lora_config_for, prepare_for_training
 from .base import Readout, RunContext, TestResult
 
@@ -199,7 +200,13 @@ class GenerativeReadout(Readout):
             return export_dir
         trainer.save_model(adapter_dir)
         encoder.save_pretrained(adapter_dir)
-        if context.model_args.save_adapter_only:
-            return adapter_dir
-        merged_thinker_export(context.model_args.model_name_or_path, context.backbone, adapter_dir, export_dir, encoder)
-        return export_dir
+        (adapter_dir / "training_args.bin").unlink(missing_ok=True)  # a pickle nobody needs to load
+        if not context.model_args.save_adapter_only:
+            merged_thinker_export(context.model_args.model_name_or_path, context.backbone, adapter_dir, export_dir, encoder)
+        # The base as the user named it (no path of the training machine), once the merge no longer needs the path.
+        adapter_config_path = adapter_dir / "adapter_config.json"
+        adapter_config = json.loads(adapter_config_path.read_text(encoding="utf-8"))
+        adapter_config["base_model_name_or_path"] = public_base_name(context.model_args.model_name_or_path,
+                                                                     context.model_args.base_model_id)
+        adapter_config_path.write_text(json.dumps(adapter_config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        return adapter_dir if context.model_args.save_adapter_only else export_dir
