@@ -148,10 +148,12 @@ def load_regressor_with_adapter(adapter_dir, dtype=None, base_model_name_or_path
     """An adapter export on its base, unmerged (the same as peft's `PeftModel.from_pretrained` on `AutoModel`);
     `base_model_name_or_path`: where the base is when the folder names it by a placeholder (a local base)."""
     from peft import PeftModel
-    from transformers import AutoModel
 
+    from modeling_omni_regressor import OmniSentimentRegressionPreTrainedModel
+
+    # The package's own classes (the folder's config names the backbone's class), never the folder's code.
     base_kwargs = {"base_model_name_or_path": str(base_model_name_or_path)} if base_model_name_or_path else {}
-    base = AutoModel.from_pretrained(adapter_dir, trust_remote_code=True, dtype=dtype, **base_kwargs)
+    base = OmniSentimentRegressionPreTrainedModel.from_pretrained(adapter_dir, dtype=dtype, **base_kwargs)
     return PeftModel.from_pretrained(base, adapter_dir)
 
 
