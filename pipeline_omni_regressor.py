@@ -19,10 +19,10 @@ import torch
 from transformers import AutoProcessor, Pipeline
 
 try:  # inside a Hub folder (transformers' dynamic modules)
-    from .processing_omni_regressor import (ClipEncoder, media_duration, model_inputs, read_subtitles,
+    from .processing_omni_regressor import (ClipEncoder, check_finite, media_duration, model_inputs, read_subtitles,
                                             subtitle_path_for, transcript_for, window_spans)
 except ImportError:  # installed as a top-level module of the omni-regressor package
-    from processing_omni_regressor import (ClipEncoder, media_duration, model_inputs, read_subtitles,
+    from processing_omni_regressor import (ClipEncoder, check_finite, media_duration, model_inputs, read_subtitles,
                                            subtitle_path_for, transcript_for, window_spans)
 
 PIPELINE_TASK = "omni-sentiment-regression"
@@ -66,6 +66,8 @@ def prepare_clip(encoder: ClipEncoder, index: int, path, transcript=None, allow_
     wanted = tuple(modalities or encoder.settings.modalities)
     try:
         clip = encoder.decode(path, start, end) if {"audio", "video"} & set(wanted) else None
+        if clip is not None:
+            check_finite(path, clip)
         available = encoder.available_modalities(clip, transcript, wanted)
         if not available:
             return PreparedClip(index, path, None, (), "no usable modality (no transcript, audio or video)")
@@ -104,9 +106,17 @@ def score_prepared(model, encoder: ClipEncoder, prepared: list[PreparedClip], de
         return [result for clip in prepared for result in score_prepared(model, encoder, [clip], device)]
 
 
+class NonFiniteScore(ValueError):
+    """The model returned NaN or infinity for a clip: never written as a score."""
+
+
 def _forward(model, encoder: ClipEncoder, encoded: list[dict], device) -> list[float]:
     batch = encoder.collate(encoded)
-    return [float(score) for score in model(**model_inputs(batch, device)).logits.float().cpu().tolist()]
+    scores = [float(score) for score in model(**model_inputs(batch, device)).logits.float().cpu().tolist()]
+    if not all(np.isfinite(scores)):  # the failing batch is retried clip by clip: each clip gets its own error
+        raise NonFiniteScore("the model returned a non-finite score (NaN or infinity): check the model's weights "
+                             "(`omni-regressor inspect-inputs`) and the clip's media.")
+    return scores
 
 
 def score_clips(model, encoder: ClipEncoder, paths, transcripts=None, batch_size: int = 8,
@@ -186,19 +196,28 @@ def window_summary(path: str, results: list[ClipScore], duration: float) -> dict
             "windows_failed": len(results) - len(scored)}
 
 
-def label_bucket(score: float, score_range) -> int:
-    """The Acc-7 class of a score (-3..3 for MOSI/MOSEI): clipped to the label scale, rounded half to even."""
+def label_bucket(score: float, score_range) -> int | None:
+    """The Acc-7 class of a score (-3..3 for MOSI/MOSEI): clipped to the label scale, rounded half to even; None for
+    a missing or non-finite score."""
+    if score is None or not np.isfinite(score):
+        return None
     low, high = score_range
     return int(np.round(np.clip(score, low, high)))
 
 
-def polarity(score: float) -> str:
-    """The Acc-2 class (MMSA's `Has0_acc_2` convention: zero counts as positive)."""
+def polarity(score: float) -> str | None:
+    """The Acc-2 class (MMSA's `Has0_acc_2` convention: zero counts as positive); None for a missing or NaN score."""
+    if score is None or np.isnan(score):
+        return None
     return "positive" if score >= 0 else "negative"
 
 
 def prediction_record(result: ClipScore, score_range) -> dict:
-    """One output row: path, score, label_bucket, acc2, modalities ("text+audio+video") and error ("" if none)."""
+    """One output row: path, score, label_bucket, acc2, modalities ("text+audio+video") and error ("" if none).
+    A non-finite score is never written as a score: the row is an error row that says so."""
+    if result.score is not None and not np.isfinite(result.score):
+        result = ClipScore(result.path, None, result.modalities,
+                           result.error or f"the model returned a non-finite score ({result.score}).")
     scored = result.score is not None
     return {
         "path": result.path,

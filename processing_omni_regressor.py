@@ -264,6 +264,17 @@ class MediaError(Exception):
         super().__init__(f"{self.path}: {detail}")
 
 
+def check_finite(path, clip: DecodedClip) -> DecodedClip:
+    """The clip itself, or a `non_finite_audio` MediaError when its samples (or frames) hold NaN or infinity: a float
+    PCM track can carry them, and one such sample turns the score into NaN."""
+    for name, values in (("audio", clip.audio), ("frames", clip.frames)):
+        if values is not None and np.issubdtype(values.dtype, np.floating) and not np.isfinite(values).all():
+            count = int(values.size - np.isfinite(values).sum())
+            raise MediaError(path, f"{count} {name} values are NaN or infinite (a float PCM track with non-finite "
+                             "samples); re-encode the file.", reason="non_finite_audio")
+    return clip
+
+
 def smart_resize(height: int, width: int, factor: int, min_pixels: int, max_pixels: int) -> tuple[int, int]:
     """Qwen-VL's resize rule: both sides multiples of `factor`, `min_pixels <= h*w <= max_pixels`, aspect kept."""
     if min(height, width) < 1 or max(height, width) / min(height, width) > MAX_ASPECT_RATIO:

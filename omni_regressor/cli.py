@@ -40,9 +40,10 @@ def user_errors() -> tuple[type[Exception], ...]:
 
     from .arguments import UsageError
     from .inference import ModelFolderError
+    from .outputs import OutputError
     from .run import RunError
 
-    return (UsageError, ModelFolderError, RunError, MediaError, FileExistsError)
+    return (UsageError, ModelFolderError, RunError, MediaError, FileExistsError, OutputError)
 
 
 def main(argv=None) -> int:
@@ -64,6 +65,9 @@ def main(argv=None) -> int:
     except user_errors() as error:
         print(f"omni-regressor {argv[0]}: error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"omni-regressor {argv[0]}: interrupted; files written so far are kept.", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ seeds, ablations, evaluation and prediction decode every clip once.
 import hashlib
 import json
 import os
+import sys
 import tempfile
 import time
 from fractions import Fraction
@@ -22,6 +23,7 @@ from processing_omni_regressor import (
     DecodedClip,
     MediaError,
     MediaSettings,
+    check_finite,
     decode_clip,
     frame_count,
     missing_file_detail,
@@ -140,6 +142,7 @@ class MediaCache:
         self.decode_calls = 0
         self.hits = 0
         self._swept = False
+        self._warned = False
 
     def entry_path(self, path, settings: MediaSettings, start: float = 0.0, end: float | None = None) -> Path:
         source = Path(path).expanduser()
@@ -158,22 +161,38 @@ class MediaCache:
         return self.cache_dir / f"{hashlib.sha256(identity.encode()).hexdigest()[:32]}.safetensors"
 
     def load(self, path, settings: MediaSettings, start: float = 0.0, end: float | None = None) -> DecodedClip:
-        """The decoded clip (or its window `[start, end]` seconds), from the cache or decoded and stored."""
+        """The decoded clip (or its window `[start, end]` seconds), from the cache or decoded and stored.
+
+        The cache is an optimisation and never fails a clip: an entry that cannot be read or written (a full disk, a
+        read-only folder) means decoding, with one warning line per cache object. Samples or frames that are NaN or
+        infinite are a `non_finite_audio` MediaError."""
         window = (start, end) if start or end is not None else ()
         if self.cache_dir is None:
             self.decode_calls += 1
-            return decode_clip(path, settings, *window)
+            return check_finite(path, decode_clip(path, settings, *window))
         entry = self.entry_path(path, settings, start, end)
-        if entry.exists():
-            clip = _read_entry(entry)
-            if clip is not None:
-                self.hits += 1
-                return clip
+        try:
+            clip = _read_entry(entry) if entry.exists() else None
+        except OSError as error:
+            self._warn(error)
+            clip = None
+        if clip is not None:
+            self.hits += 1
+            return check_finite(path, clip)
         self.decode_calls += 1
         clip = decode_clip(path, settings, *window)  # module-level lookup on purpose: tests count calls by patching it
-        self._sweep_stale_temporaries()
-        _write_entry(entry, clip)
-        return clip
+        try:
+            self._sweep_stale_temporaries()
+            _write_entry(entry, clip)
+        except OSError as error:
+            self._warn(error)
+        return check_finite(path, clip)
+
+    def _warn(self, error: OSError):
+        if not self._warned:
+            self._warned = True
+            print(f"warning: media cache {self.cache_dir} cannot be used ({error}); decoding clips without it.",
+                  file=sys.stderr)
 
     def _sweep_stale_temporaries(self):
         """Once per object: removes `.tmp` files that a killed writer left behind (older than an hour)."""

@@ -317,6 +317,22 @@ def non_ascii_name_clip(folder):
     return write_mp4(Path(folder) / NON_ASCII_CLIP_NAME, _grey_frames(8, 32, 32), 8, _tone(1.0), SAMPLE_RATE)
 
 
+def non_finite_float_wav(path, seconds: float = 1.0):
+    """A 32-bit float PCM WAV (`pcm_f32le`, which keeps NaN and infinity) of a tone with one NaN sample."""
+    samples = _tone(seconds).astype(np.float32)
+    samples[len(samples) // 2] = np.nan
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("pcm_f32le", rate=SAMPLE_RATE)
+        stream.layout = "mono"
+        frame = av.AudioFrame.from_ndarray(samples[None], format="flt", layout="mono")
+        frame.sample_rate = SAMPLE_RATE
+        for packet in [*stream.encode(frame), *stream.encode(None)]:
+            container.mux(packet)
+    return path
+
+
 def normal_clip(path):
     """A plain valid 1 s clip (32x32, 8 fps, tone): the control case."""
     return write_mp4(path, _grey_frames(8, 32, 32), 8, _tone(1.0), SAMPLE_RATE)

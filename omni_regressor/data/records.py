@@ -21,6 +21,7 @@ PROBLEM_REASONS = (
     "no_video_stream",
     "too_short_video",
     "too_short_audio",
+    "non_finite_audio",
     "empty_transcript",
     "missing_label",
     "nan_label",
