@@ -101,7 +101,7 @@ def evaluate_model(
 
 def _evaluate(model_dir, dataset_dir, split, output_dir, dataset_format, labels_csv, batch_size, processing,
               skip_bad_clips, metrics_dataset, num_workers, progress, dist, explain=False) -> dict | None:
-    from transformers import AutoProcessor
+    from omni_regressor.model_loading import load_processor
 
     from configuration_omni_regressor import OmniRegressorConfig
     from omni_regressor.inference import SentimentScorer
@@ -111,7 +111,7 @@ def _evaluate(model_dir, dataset_dir, split, output_dir, dataset_format, labels_
 
     output_dir = Path(output_dir).resolve()
     config = OmniRegressorConfig.from_pretrained(model_dir)
-    processor = AutoProcessor.from_pretrained(model_dir, trust_remote_code=True)
+    processor = load_processor(model_dir)
     settings = processing.settings(saved_settings(model_dir) or ProcessingSettings()).resolve(processor)
     score_range = tuple(config.score_range)
     metrics_dataset = _canonical_dataset(metrics_dataset or metrics_for_score_range(score_range))

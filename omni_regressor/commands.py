@@ -124,11 +124,10 @@ def resolved_settings(processing_args: ProcessingArguments, model_name_or_path=N
 
     if model_name_or_path is None:
         return processing_args.settings().resolve_for(image_factor=28, extractor_seconds=300.0), None
-    from transformers import AutoProcessor
-
+    from .model_loading import load_processor
     from .run import saved_settings
 
-    processor = AutoProcessor.from_pretrained(model_name_or_path, trust_remote_code=True)
+    processor = load_processor(model_name_or_path)
     base = saved_settings(model_name_or_path) or ProcessingSettings()
     return processing_args.settings(base).resolve(processor), processor
 
@@ -332,6 +331,12 @@ def serve_command(argv) -> int:
         from .space_app import build_app
     except ImportError as error:
         raise UsageError(f'the web page needs gradio: pip install "omni-regressor[demo]" ({error}).') from None
+    from pipeline_omni_regressor import OmniSentimentRegressionPipeline
+
+    from .model_loading import load_regressor
+
+    # The package's classes, complete weights: no code from the folder runs (its app.py does that in a Space).
+    sentiment = OmniSentimentRegressionPipeline(model=load_regressor(args.model))
     print(f"serving {args.model} on http://{args.host}:{args.port}/", flush=True)
-    build_app(args.model).launch(server_name=args.host, server_port=args.port, show_error=False, quiet=True)
+    build_app(args.model, sentiment).launch(server_name=args.host, server_port=args.port, show_error=False, quiet=True)
     return 0

@@ -11,8 +11,6 @@ transformers pipeline give the same score for the same clip.
 import json
 from pathlib import Path
 
-from transformers import AutoProcessor
-
 from pipeline_omni_regressor import ClipScore, label_bucket, polarity, prediction_record, score_clips
 from processing_omni_regressor import ClipEncoder
 
@@ -98,7 +96,9 @@ class SentimentScorer:
         processor from `processor` or from the folder the model was loaded from."""
         from processing_omni_regressor import ProcessingSettings
 
-        processor = processor or AutoProcessor.from_pretrained(model.name_or_path, trust_remote_code=trust_remote_code)
+        from .model_loading import load_processor
+
+        processor = processor or load_processor(model.name_or_path, trust_remote_code)
         settings = ProcessingSettings.from_config(model.config, modalities)
         if processing:
             settings = ProcessingSettings.from_dict({**settings.to_dict(), **processing})

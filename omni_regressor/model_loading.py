@@ -115,30 +115,60 @@ def check_complete_weights(folder, config) -> None:
                                "describes; the weights and config.json do not belong together.")
 
 
-def load_config(model_dir, trust_remote_code: bool = False, **hub_kwargs):
-    """The folder's config with this package's class (or the folder's own with `trust_remote_code`); an invalid
-    value (e.g. in the `processing` block) is one ModelFolderError naming the file."""
+def load_config(model_dir, **hub_kwargs):
+    """The folder's config with this package's class (no code from the folder runs); an invalid value (e.g. in the
+    `processing` block) is one ModelFolderError naming the file."""
     from transformers import AutoConfig
 
+    from processing_omni_regressor import ProcessingSettings
+
     register_auto_classes()
+    where = "config.json"
     try:
-        return AutoConfig.from_pretrained(model_dir, trust_remote_code=trust_remote_code, **hub_kwargs)
-    except (ValueError, TypeError, KeyError) as error:
+        config = AutoConfig.from_pretrained(model_dir, **hub_kwargs)
+        if getattr(config, "model_type", None) == "omni_regressor":
+            where = "config.json, `processing`"
+            # the settings every clip is decoded with, checked before use (the official values fill the unset ones)
+            ProcessingSettings.from_config(config).resolve_for(image_factor=28, extractor_seconds=300.0).media_settings()
+        return config
+    except (ValueError, TypeError, KeyError, AttributeError) as error:
         detail = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise ModelFolderError(f"{Path(model_dir) / 'config.json'}: {detail}") from None
+        raise ModelFolderError(f"{Path(model_dir) / 'config.json'}: {detail} ({where}; export the model again or fix "
+                               "the value).") from None
+
+
+def remote_model_class(model_dir):
+    """The model class the folder's own code defines (its config's `auto_map["AutoModel"]`), imported from it."""
+    from transformers import PretrainedConfig
+    from transformers.dynamic_module_utils import get_class_from_dynamic_module
+
+    config_dict, _ = PretrainedConfig.get_config_dict(model_dir)
+    reference = (config_dict.get("auto_map") or {}).get("AutoModel")
+    if reference is None:
+        raise ModelFolderError(f"{model_dir}: --trust_remote_code, but config.json names no code (`auto_map`).")
+    return get_class_from_dynamic_module(reference, model_dir)
+
+
+def load_processor(model_name_or_path, trust_remote_code: bool = False):
+    """The processor saved with a model (or a base checkpoint), without running code from its folder: the config it
+    reads resolves to this package's class."""
+    from transformers import AutoProcessor
+
+    register_auto_classes()
+    return AutoProcessor.from_pretrained(model_name_or_path, trust_remote_code=trust_remote_code)
 
 
 def load_regressor(model_dir, trust_remote_code: bool = False, **model_kwargs):
     """A trained regressor, complete, loaded with this package's classes (see the module docstring)."""
     from transformers import AutoModel
 
-    config = load_config(model_dir, trust_remote_code)
+    config = load_config(model_dir)
     if Path(model_dir).is_dir():
         check_complete_weights(model_dir, config)
-    if not trust_remote_code:
-        model_kwargs["config"] = config  # this package's config class: AutoModel picks this package's model class
     try:
-        return AutoModel.from_pretrained(model_dir, trust_remote_code=trust_remote_code, **model_kwargs)
+        if trust_remote_code:  # asked for: the folder's own classes (Auto classes would keep this package's)
+            return remote_model_class(model_dir).from_pretrained(model_dir, **model_kwargs)
+        return AutoModel.from_pretrained(model_dir, config=config, **model_kwargs)
     except (OSError, ValueError, RuntimeError) as error:
         detail = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise ModelFolderError(f"{model_dir}: the model cannot be loaded ({detail}).") from None

@@ -70,8 +70,10 @@ def timeline_plot(windows: list[dict], score_range):
     return figure
 
 
-def build_app(model_dir: str) -> gr.Blocks:
-    sentiment = pipeline("omni-sentiment-regression", model=model_dir, trust_remote_code=True)
+def build_app(model_dir: str, sentiment=None) -> gr.Blocks:
+    """The page of `model_dir`, scoring with `sentiment` (default: the folder's own pipeline, its code trusted)."""
+    if sentiment is None:
+        sentiment = pipeline("omni-sentiment-regression", model=model_dir, trust_remote_code=True)
     score_range = tuple(sentiment.encoder.score_range)
 
     def score(clip, transcript, subtitles):
