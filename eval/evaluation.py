@@ -105,6 +105,7 @@ def _evaluate(model_dir, dataset_dir, split, output_dir, dataset_format, labels_
 
     from configuration_omni_regressor import OmniRegressorConfig
     from omni_regressor.inference import SentimentScorer
+    from omni_regressor.outputs import model_fingerprint, provenance, write_json
     from omni_regressor.run import RunError, saved_settings
     from omni_regressor.streaming import InputItem, default_device, gather_rows, shard, stream_scores, world
     from processing_omni_regressor import ProcessingSettings
@@ -147,7 +148,7 @@ def _evaluate(model_dir, dataset_dir, split, output_dir, dataset_format, labels_
         return None
     results = {row["index"]: row for row in rows}
     unscored = [
-        ClipProblem(record.clip_id, "unreadable_file", f"{record.media_path}: {results[index]['error']}")
+        ClipProblem(record.clip_id, _unscored_reason(results[index]["error"]), f"{record.media_path}: {results[index]['error']}")
         for index, record in enumerate(records) if results[index]["error"] is not None
     ]
     if unscored and not skip_bad_clips:
@@ -188,6 +189,8 @@ def _evaluate(model_dir, dataset_dir, split, output_dir, dataset_format, labels_
         "num_clips": len(scored),
         "split": split,
         "model": str(Path(model_dir).resolve()) if Path(model_dir).exists() else str(model_dir),
+        "provenance": provenance(model_dir, model_fingerprint(model_dir, getattr(config, "_commit_hash", None)),
+                                 {**scorer.encoder.settings.to_dict(), "explain": explain}, PREDICTION_COLUMNS),
         "dataset_dir": str(Path(dataset_dir).resolve()),
         "modalities": list(settings.modalities),
         "processes": world_size,
@@ -196,10 +199,15 @@ def _evaluate(model_dir, dataset_dir, split, output_dir, dataset_format, labels_
         **({"attribution": attribution} if attribution is not None else {}),
         "files": files,
     }
-    from omni_regressor.outputs import write_json
-
     write_json(output_dir / METRICS_FILE, report)
     return report
+
+
+def _unscored_reason(error: str) -> str:
+    """The problem kind of a clip that could not be scored (a non-finite score or audio is named as such)."""
+    if "non-finite score" in error:
+        return "non_finite_score"
+    return "non_finite_audio" if "NaN or infinite" in error else "unreadable_file"
 
 
 def _split_records(records, problems, split):

@@ -247,3 +247,22 @@ def test_a_full_disk_while_writing_is_one_line_keeping_the_rows(trained_export, 
     err = capsys.readouterr().err
     assert f"cannot write {output}: No space left on device" in err and "Traceback" not in err
     assert len(read_rows(output)) == 1
+
+
+# --- evaluate ------------------------------------------------------------------------------------------------------
+
+
+def test_evaluate_records_provenance_and_names_non_finite_scores(trained_export, demo_dataset_dir, tmp_path, capsys):
+    from omni_regressor.cli import main as cli_main
+    from omni_regressor.outputs import model_fingerprint
+
+    flags = ["--dataset_dir", str(demo_dataset_dir), "--split", "test"]
+    assert cli_main(["evaluate", "--model", str(trained_export), *flags, "--output_dir", str(tmp_path / "good")]) == 0
+    report = json.loads((tmp_path / "good" / "metrics.json").read_text(), parse_constant=pytest.fail)
+    assert report["provenance"]["model"]["fingerprint"] == model_fingerprint(trained_export)
+    assert report["provenance"]["settings"]["modalities"] == ["text", "audio", "video"]
+    capsys.readouterr()
+    broken = model_with_head(trained_export, tmp_path / "nan-model", lambda bias: bias * float("nan"))
+    assert cli_main(["evaluate", "--model", str(broken), *flags, "--output_dir", str(tmp_path / "bad")]) == 1
+    assert "\tnon_finite_score" in capsys.readouterr().err
+    assert not (tmp_path / "bad" / "metrics.json").exists()

@@ -22,6 +22,7 @@ PROBLEM_REASONS = (
     "too_short_video",
     "too_short_audio",
     "non_finite_audio",
+    "non_finite_score",
     "empty_transcript",
     "missing_label",
     "nan_label",
