@@ -52,6 +52,7 @@ class PreparedClip:
     modalities: tuple[str, ...]
     error: str | None = None
     variants: dict = field(default_factory=dict)
+    truncated: bool = False  # the clip was longer than `max_audio_seconds`: only its beginning is scored
 
     @property
     def length(self) -> int:
@@ -74,7 +75,8 @@ def prepare_clip(encoder: ClipEncoder, index: int, path, transcript=None, allow_
         if available != wanted and not allow_missing_modalities:
             missing = ", ".join(f"{name} ({encoder.missing_modality_reason(clip, name)})" for name in wanted if name not in available)
             return PreparedClip(index, path, None, available, f"missing modalities: {missing}")
-        prepared = PreparedClip(index, path, encoder.encode(transcript, clip, available), available)
+        prepared = PreparedClip(index, path, encoder.encode(transcript, clip, available), available,
+                                truncated=bool(clip is not None and clip.truncated))
         if explain and len(available) > 1:
             prepared.variants = {
                 left_out: encoder.encode(transcript, clip, tuple(name for name in available if name != left_out))
@@ -92,7 +94,7 @@ def score_prepared(model, encoder: ClipEncoder, prepared: list[PreparedClip], de
     if the batch fails, each clip alone (its error kept)."""
     device = device or next(model.parameters()).device
     try:
-        results = [ClipScore(clip.path, score, clip.modalities)
+        results = [ClipScore(clip.path, score, clip.modalities, extras={"truncated": True} if clip.truncated else {})
                    for clip, score in zip(prepared, _forward(model, encoder, [clip.encoded for clip in prepared], device))]
         for left_out in prepared[0].variants:  # the clips of one batch share their modalities, so their variants
             scores = _forward(model, encoder, [clip.variants[left_out] for clip in prepared], device)

@@ -141,7 +141,8 @@ def _evaluate(model_dir, dataset_dir, split, output_dir, dataset_format, labels_
     rows = []
     for item, result in stream_scores(scorer.model, scorer.encoder, shard(items, rank, world_size), batch_size,
                                       num_workers, allow_missing_modalities=False, device=scorer.device, explain=explain):
-        rows.append({"index": item.index, "score": result.score, "error": result.error, "extras": result.extras})
+        extras = {key: value for key, value in result.extras.items() if key != "truncated"}  # leave-one-out scores
+        rows.append({"index": item.index, "score": result.score, "error": result.error, "extras": extras})
     inference_seconds = time.perf_counter() - started
     rows = gather_rows(dist, rows)
     if rank != 0:

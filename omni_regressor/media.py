@@ -19,8 +19,10 @@ import numpy as np
 import safetensors
 import safetensors.numpy
 
-from processing_omni_regressor import (
+from processing_omni_regressor import (  # noqa: I001 - the stream helpers are decoding's own
     DecodedClip,
+    _first_stream,
+    _tagged_duration,
     MediaError,
     MediaSettings,
     check_finite,
@@ -46,12 +48,14 @@ def probe_media(path) -> dict:
         raise MediaError(path, missing_file_detail(path), reason="missing_file")
     try:
         with av.open(path) as container:
-            video = container.streams.video[0] if container.streams.video else None
-            audio = container.streams.audio[0] if container.streams.audio else None
+            video = _first_stream(container, "video")
+            audio = _first_stream(container, "audio")  # the default one, as decoding picks it
             duration = container.duration / av.time_base if container.duration and container.duration > 0 else None
             audio_duration = None
             if audio is not None and audio.duration is not None and audio.time_base is not None:
                 audio_duration = float(audio.duration * audio.time_base)
+            elif audio is not None:
+                audio_duration = _tagged_duration(audio)  # Matroska/WebM: the stream's DURATION tag
             size = (video.codec_context.width, video.codec_context.height) if video is not None else None
             return {
                 "has_video": video is not None,

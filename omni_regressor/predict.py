@@ -37,8 +37,10 @@ they have (the `modalities` column says which), or, with --transcribe, on a tran
 Thinker. Broken symbolic links in a folder are error rows, not silently skipped.
 
 Output columns: path, video_id (the file's folder), clip_id (its name without suffix), score, label_bucket (Acc-7
-class: the score clipped to the model's range, rounded half to even), acc2, modalities, error, and transcript when
---transcribe ran. Rows are written as they are scored, in input order.
+class: the score clipped to the model's range, rounded half to even), acc2, modalities, error, transcript when
+--transcribe ran, and truncated (True when the clip was longer than max_audio_seconds and only its beginning was
+scored). Rows are written as they are scored, in input order; OUTPUT.provenance.json beside them records the model
+(a fingerprint of its weights and config) and the resolved settings, and --resume refuses another model or settings.
 
 --explain adds, per clip, the score with each of its modalities left out (score_without_text/audio/video) and the
 difference to the full score (text_effect, ...): one more forward per modality, batched like the rest.
@@ -246,6 +248,7 @@ def record_for(item, result, score_range, transcribed: bool, windowed: bool = Fa
     record = prediction_record(result, score_range)
     path = Path(result.path)
     record["video_id"], record["clip_id"] = path.parent.name, path.stem
+    record["truncated"] = bool(result.extras.get("truncated")) if result.score is not None else None
     if transcribed:
         record["transcript"] = item.transcript or ""
     if windowed:
@@ -260,7 +263,7 @@ def output_columns(modalities, transcribed: bool, explain: bool, windowed: bool)
         columns[1:1] = ["start", "end", "kind"]
     if explain:
         columns += [f"{prefix}{name}{suffix}" for name in modalities for prefix, suffix in (("score_without_", ""), ("", "_effect"))]
-    return columns + (["transcript"] if transcribed else []) + (["timeline"] if windowed else [])
+    return columns + (["transcript"] if transcribed else []) + (["timeline"] if windowed else []) + ["truncated"]
 
 
 # --- long videos ---------------------------------------------------------------------------------------------------

@@ -12,20 +12,9 @@ from safetensors.torch import load_file, save_file
 from omni_regressor.cli import main as cli_main
 from hostile_media import normal_clip
 
-PROCESSOR_FILES = ("tokenizer.json", "tokenizer_config.json", "processor_config.json", "chat_template.jinja")
-
-
 @pytest.fixture(scope="module")
-def regressor_dir(tiny_backbone_dir, tmp_path_factory) -> Path:
-    """A complete regressor folder (tiny backbone, a head), as an export writes it (code files included)."""
-    from modeling_omni_regressor import Qwen2_5OmniForSentimentRegression
-
-    folder = tmp_path_factory.mktemp("regressor") / "model"
-    Qwen2_5OmniForSentimentRegression.from_pretrained(tiny_backbone_dir).save_pretrained(folder)
-    for name in PROCESSOR_FILES:
-        if (tiny_backbone_dir / name).is_file():
-            shutil.copyfile(tiny_backbone_dir / name, folder / name)
-    return folder
+def regressor_dir(tiny_regressor_dir) -> Path:
+    return tiny_regressor_dir
 
 
 @pytest.fixture(scope="module")
