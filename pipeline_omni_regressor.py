@@ -26,6 +26,8 @@ except ImportError:  # installed as a top-level module of the omni-regressor pac
                                            subtitle_path_for, transcript_for, window_spans)
 
 PIPELINE_TASK = "omni-sentiment-regression"
+# A long video's windows are decoded and scored this many batches at a time (like `predict --window`'s stream).
+WINDOW_CHUNK_BATCHES = 4
 
 
 @dataclass
@@ -165,8 +167,12 @@ def score_video_windows(model, encoder: ClipEncoder, path, window: float, hop: f
     a summary dict with the duration-weighted mean). Each window's transcript comes from the subtitle file beside
     the video (`.srt`/`.vtt`, cues assigned by time), else from `transcript` if given for the whole video."""
     duration, spans, texts = video_windows(path, window, hop, transcript)
-    results = score_clips(model, encoder, [str(path)] * len(spans), texts, batch_size, explain=explain, device=device,
-                          windows=spans)
+    results = []
+    chunk = max(1, batch_size) * WINDOW_CHUNK_BATCHES  # decoded windows held at once: memory flat in the video's length
+    for begin in range(0, len(spans), chunk):
+        results += score_clips(model, encoder, [str(path)] * len(spans[begin : begin + chunk]),
+                               texts[begin : begin + chunk], batch_size, explain=explain, device=device,
+                               windows=spans[begin : begin + chunk])
     for result, (start, end), text in zip(results, spans, texts):
         result.extras.update(start=start, end=end, transcript=text or "")
     return results, window_summary(str(path), results, duration)

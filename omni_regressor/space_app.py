@@ -92,6 +92,10 @@ def build_app(model_dir: str, sentiment=None) -> gr.Blocks:
                     path = local
                 result = sentiment(path, transcript=(transcript or "").strip() or None, explain=True)
                 timeline, message = None, f"Scored on {result['modalities'].replace('+', ', ')}."
+                if result.get("truncated"):  # the score covers the beginning only: say which part
+                    limit = sentiment.encoder.media_settings.max_audio_seconds
+                    message += (f" The score covers the first {limit:g} s of {media_duration(path):.0f} s"
+                                " (the model's limit); the timeline covers the whole upload.")
                 if sentiment.encoder.needs_media and media_duration(path) >= LONG_CLIP_SECONDS:
                     windows = sentiment(path, window=WINDOW_SECONDS, transcript=(transcript or "").strip() or None)
                     timeline = timeline_plot(windows["windows"], score_range)
