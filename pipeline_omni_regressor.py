@@ -12,6 +12,7 @@ these same functions, so every entry point gives the same score for the same cli
 numpy, av (through `processing_omni_regressor.py`).
 """
 
+import logging
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -25,6 +26,7 @@ except ImportError:  # installed as a top-level module of the omni-regressor pac
     from processing_omni_regressor import (ClipEncoder, check_finite, media_duration, model_inputs, read_subtitles,
                                            subtitle_path_for, transcript_for, window_spans)
 
+logger = logging.getLogger(__name__)
 PIPELINE_TASK = "omni-sentiment-regression"
 # A long video's windows are decoded and scored this many batches at a time (like `predict --window`'s stream).
 WINDOW_CHUNK_BATCHES = 4
@@ -77,8 +79,10 @@ def prepare_clip(encoder: ClipEncoder, index: int, path, transcript=None, allow_
         if available != wanted and not allow_missing_modalities:
             missing = ", ".join(f"{name} ({encoder.missing_modality_reason(clip, name)})" for name in wanted if name not in available)
             return PreparedClip(index, path, None, available, f"missing modalities: {missing}")
-        prepared = PreparedClip(index, path, encoder.encode(transcript, clip, available), available,
-                                truncated=bool(clip is not None and clip.truncated))
+        encoded = encoder.encode(transcript, clip, available)
+        if "text" in available and encoded["input_ids"].shape[1] > (getattr(encoder, "max_positions", None) or 1e18):
+            transcript, encoded = _fit_transcript(encoder, path, transcript, clip, available, encoded)
+        prepared = PreparedClip(index, path, encoded, available, truncated=bool(clip is not None and clip.truncated))
         if explain and len(available) > 1:
             prepared.variants = {
                 left_out: encoder.encode(transcript, clip, tuple(name for name in available if name != left_out))
@@ -88,6 +92,33 @@ def prepare_clip(encoder: ClipEncoder, index: int, path, transcript=None, allow_
     except Exception as error:  # noqa: BLE001 - one clip's failure is reported, the others are scored
         message = str(error) if path in str(error) else f"{type(error).__name__}: {error}"
         return PreparedClip(index, path, None, (), message)
+
+
+def max_positions(model) -> int | None:
+    """How many positions the model's language model reads (its `max_position_embeddings`)."""
+    config = getattr(model.config, "thinker_config", model.config)
+    return getattr(getattr(config, "text_config", config), "max_position_embeddings", None)
+
+
+def _fit_transcript(encoder: ClipEncoder, path: str, transcript: str, clip, available, encoded):
+    """A transcript cut (at a token) so that the whole prompt fits `encoder.max_positions`, with one warning naming the
+    clip and the budget; a clip whose media alone fill the budget raises."""
+    budget = encoder.max_positions
+    tokenizer = encoder.processor.tokenizer
+    ids = tokenizer(transcript, add_special_tokens=False)["input_ids"]
+    length = encoded["input_ids"].shape[1]
+    keep = len(ids)
+    while length > budget:
+        keep -= length - budget + 8  # a margin: the cut text may tokenise a little differently
+        if keep <= 0:
+            raise ValueError(f"{path}: the media alone take more than the model's {budget} positions; lower "
+                             "--max_pixels / --max_frames / --max_audio_seconds.")
+        transcript = tokenizer.decode(ids[:keep])
+        encoded = encoder.encode(transcript, clip, available)
+        length = encoded["input_ids"].shape[1]
+    logger.warning("%s: the transcript (%d tokens) was cut to its first %d tokens so the prompt fits the model's %d "
+                   "positions.", path, len(ids), keep, budget)
+    return transcript, encoded
 
 
 @torch.no_grad()
@@ -261,6 +292,7 @@ class OmniSentimentRegressionPipeline(Pipeline):
         super().__init__(*args, **kwargs)
         processor = AutoProcessor.from_pretrained(self.model.name_or_path, trust_remote_code=True)
         self.encoder = ClipEncoder.for_config(self.model.config, processor, media_cache=media_cache, modalities=modalities)
+        self.encoder.max_positions = max_positions(self.model)  # an over-long transcript is cut to fit, with a warning
 
     def _sanitize_parameters(self, transcript=None, explain=None, window=None, hop=None, **kwargs):
         preprocess_params = {"transcript": transcript} if transcript is not None else {}

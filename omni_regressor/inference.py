@@ -11,7 +11,7 @@ transformers pipeline give the same score for the same clip.
 import json
 from pathlib import Path
 
-from pipeline_omni_regressor import ClipScore, label_bucket, polarity, prediction_record, score_clips
+from pipeline_omni_regressor import ClipScore, label_bucket, max_positions, polarity, prediction_record, score_clips
 from processing_omni_regressor import ClipEncoder
 
 from .media import MediaCache
@@ -103,6 +103,7 @@ class SentimentScorer:
         if processing:
             settings = ProcessingSettings.from_dict({**settings.to_dict(), **processing})
         encoder = ClipEncoder(processor, settings, model.config.score_range, MediaCache(media_cache_dir))
+        encoder.max_positions = max_positions(model)  # an over-long transcript is cut to fit, with a warning
         return cls(model, encoder, device)
 
     def score_clips(self, paths, transcripts=None, batch_size: int = 8, allow_missing_modalities: bool = True,
