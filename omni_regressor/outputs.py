@@ -105,8 +105,8 @@ def write_json(path, payload):
 
 def model_fingerprint(model_dir, commit: str | None = None) -> str:
     """sha256 of a model folder's config.json and weight files (name + content, in name order); `hub:<id>@<commit>`
-    for a Hub id. Reads every weight byte once (about 1-2 GB/s), so two folders with the same name and other weights
-    never pass for one another."""
+    for a Hub id. Every weight byte is hashed (once per file version, see `file_digest`), so two folders with the same
+    name and other weights never pass for one another."""
     folder = Path(model_dir)
     if not folder.is_dir():
         return f"hub:{model_dir}@{commit or 'unknown'}"
@@ -114,10 +114,30 @@ def model_fingerprint(model_dir, commit: str | None = None) -> str:
     for path in sorted(folder.iterdir()):
         if path.is_file() and (path.name == "config.json" or (path.name.startswith(("model", "pytorch_model"))
                                                               and path.name.endswith(WEIGHT_FILE_SUFFIXES))):
-            digest.update(path.name.encode() + b"\0")
-            with open(path, "rb") as file:
-                digest.update(hashlib.file_digest(file, "sha256").digest())
+            digest.update(path.name.encode() + b"\0" + bytes.fromhex(file_digest(path)))
     return f"sha256:{digest.hexdigest()}"
+
+
+def file_digest(path: Path) -> str:
+    """sha256 of a file's bytes, remembered in the media cache folder (`fingerprints/`) under its path, size, mtime
+    and a content sample, so that a 15 GB checkpoint is read once, not on every run."""
+    from .media import content_fingerprint, default_cache_dir
+
+    stat = path.stat()
+    identity = json.dumps([str(path.resolve()), stat.st_size, stat.st_mtime_ns, content_fingerprint(path, stat.st_size)])
+    remembered = default_cache_dir() / "fingerprints" / f"{hashlib.sha256(identity.encode()).hexdigest()[:32]}.txt"
+    try:
+        return bytes.fromhex(remembered.read_text().strip()).hex()
+    except (OSError, ValueError):
+        pass
+    with open(path, "rb") as file:
+        value = hashlib.file_digest(file, "sha256").hexdigest()
+    try:  # the cache is an optimisation: a folder that cannot be written only means hashing again next time
+        remembered.parent.mkdir(parents=True, exist_ok=True)
+        remembered.write_text(value + "\n")
+    except OSError:
+        pass
+    return value
 
 
 def provenance(model_dir, fingerprint: str, settings: dict, columns: list[str]) -> dict:

@@ -196,7 +196,11 @@ def expand_inputs(inputs: list[str], transcript: str | None) -> list[tuple[str, 
     for value in inputs:
         path = Path(value).expanduser()
         if path.is_dir():
-            items.extend((str(found), None) for found in folder_files(path))
+            found = folder_files(path)
+            if path.suffix.lower() in VIDEO_SUFFIXES:  # named like a clip: say what it is rather than skip it quietly
+                print(f"note: {value} is a folder, not a media file; {len(found)} media files found in it.",
+                      file=sys.stderr)
+            items.extend((str(file), None) for file in found)
         elif path.suffix.lower() == ".csv" and path.is_file():
             items.extend(read_inputs_csv(path))
         elif path.exists() or path.is_symlink():

@@ -266,3 +266,14 @@ def test_evaluate_records_provenance_and_names_non_finite_scores(trained_export,
     assert cli_main(["evaluate", "--model", str(broken), *flags, "--output_dir", str(tmp_path / "bad")]) == 1
     assert "\tnon_finite_score" in capsys.readouterr().err
     assert not (tmp_path / "bad" / "metrics.json").exists()
+
+
+def test_an_empty_folder_named_like_a_clip_is_named(trained_export, clips, tmp_path, capsys):
+    (tmp_path / "x.mp4").mkdir()
+    (tmp_path / "in" / "y.mp4").mkdir(parents=True)
+    assert predict(trained_export, tmp_path / "x.mp4", "--output", tmp_path / "scores.csv") == 2
+    err = capsys.readouterr().err
+    assert "x.mp4 is a folder, not a media file; 0 media files found in it." in err
+    assert f"no media file found in {tmp_path / 'x.mp4'}" in err
+    assert predict(trained_export, tmp_path / "in", next(clips.iterdir()), "--output", tmp_path / "s.csv") == 0
+    assert f"note: {tmp_path / 'in' / 'y.mp4'} is a folder, not a media file" in capsys.readouterr().err
