@@ -54,8 +54,10 @@ EPILOG = """\
 exit status: 0 if every input was scored, 1 if any could not be (each is named on stderr and has an error row),
 2 for usage errors (no inputs, a missing path, a bad flag value, an output that exists without --resume/--overwrite).
 
-rows are written as they are scored: a killed run keeps its rows, and the same command with --resume scores only the
-inputs missing from --output (error rows count as done; --overwrite scores everything again).
+rows are written as they are scored: a killed run (or Ctrl-C, exit 130) keeps its rows, and the same command with
+--resume scores only the inputs missing from --output (error rows count as done, except those the machine caused:
+memory, disk; --overwrite scores everything again). --resume refuses an output written by another model or with
+other settings (OUTPUT.provenance.json records both). One run writes an output at a time (OUTPUT.lock).
 
 many processes / GPUs / machines: torchrun --nproc_per_node N [--nnodes M --node_rank R --rdzv_endpoint HOST:PORT]
 --no-python omni-regressor predict ... --output FILE (or accelerate launch): inputs are sharded by rank, each rank
