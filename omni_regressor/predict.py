@@ -14,7 +14,6 @@ what is missing.
 import csv
 import errno
 import io
-import json
 import os
 import sys
 from dataclasses import dataclass, field
