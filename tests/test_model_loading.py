@@ -105,3 +105,18 @@ def test_code_in_the_model_folder_never_runs_without_consent(regressor_dir, clip
     assert not marker.exists()
     assert predict(folder, clip, tmp_path, "--overwrite", "--trust_remote_code") == 0  # asked for: it runs
     assert marker.exists()
+
+
+def test_a_complete_qwen3_folder_passes_the_check_and_a_missing_expert_does_not(tiny_qwen3_backbone_dir, tmp_path):
+    from modeling_omni_regressor import Qwen3OmniMoeForSentimentRegression
+    from omni_regressor.inference import ModelFolderError
+    from omni_regressor.model_loading import load_regressor
+
+    folder = tmp_path / "qwen3"
+    Qwen3OmniMoeForSentimentRegression.from_pretrained(tiny_qwen3_backbone_dir).save_pretrained(folder)
+    assert type(load_regressor(folder)).__name__ == "Qwen3OmniMoeForSentimentRegression"
+    weights = load_file(folder / "model.safetensors")
+    save_file({key: value for key, value in weights.items() if ".experts.1." not in key}, folder / "model.safetensors",
+              metadata={"format": "pt"})
+    with pytest.raises(ModelFolderError, match=r"tensor thinker\.language_model\.layers\.\d+\.mlp\.experts\.1\."):
+        load_regressor(folder)
