@@ -354,6 +354,8 @@ def run(args: PredictArguments, processing_args: ProcessingArguments, inputs: li
         output = OutputFile(args.output, COLUMNS) if args.output else None
         lock_output(output, dist, rank)
         try:
+            if rank == 0:
+                check_output(args, inputs)  # again, under the lock: another run may have written it meanwhile
             return run_on_this_rank(args, processing_args, inputs, dist, output)
         finally:
             if output is not None:

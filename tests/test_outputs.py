@@ -276,3 +276,18 @@ def test_an_empty_folder_named_like_a_clip_is_named(trained_export, clips, tmp_p
     assert f"no media file found in {tmp_path / 'x.mp4'}" in err
     assert predict(trained_export, tmp_path / "in", next(clips.iterdir()), "--output", tmp_path / "s.csv") == 0
     assert f"note: {tmp_path / 'in' / 'y.mp4'} is a folder, not a media file" in capsys.readouterr().err
+
+
+def test_an_output_written_by_another_run_while_this_one_started_is_not_truncated(trained_export, clips, tmp_path,
+                                                                                   monkeypatch, capsys):
+    output = tmp_path / "scores.csv"
+    real = OutputFile.acquire
+
+    def other_run_finished_first(self):  # it passed the first check, then another run wrote and released the output
+        output.write_text("path,score\nother.mp4,1.0\n")
+        real(self)
+
+    monkeypatch.setattr(OutputFile, "acquire", other_run_finished_first)
+    assert predict(trained_export, clips, "--output", output) == 2
+    assert f"--output {output} exists" in capsys.readouterr().err
+    assert output.read_text() == "path,score\nother.mp4,1.0\n"
