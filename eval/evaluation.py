@@ -51,6 +51,9 @@ class EvaluateArguments:
     explain: bool = field(default=False, metadata={
         "help": "Also score every clip without each of its modalities: how much each moves predictions, and the MAE "
         "without it (attribution.md, attribution.png, metrics.json)."})
+    trust_remote_code: bool = field(default=False, metadata={
+        "help": "Run the Python files of the --model folder (or Hub repo) instead of this package's classes; only for "
+                "a folder whose code you trust."})
 
     def validate(self):
         if self.batch_size < 1:
@@ -79,6 +82,7 @@ def evaluate_model(
     num_workers: int = 0,
     progress: bool = True,
     explain: bool = False,
+    trust_remote_code: bool = False,
 ) -> dict | None:
     """Scores every clip of `split` and writes the outputs; returns the `metrics.json` content (None on ranks > 0).
 
@@ -96,11 +100,13 @@ def evaluate_model(
     check_model_folder(model_dir)
     with distributed() as dist:
         return _evaluate(model_dir, dataset_dir, split, output_dir, dataset_format, labels_csv, batch_size,
-                         processing or ProcessingArguments(), skip_bad_clips, metrics_dataset, num_workers, progress, dist, explain)
+                         processing or ProcessingArguments(), skip_bad_clips, metrics_dataset, num_workers, progress, dist, explain,
+                         trust_remote_code)
 
 
 def _evaluate(model_dir, dataset_dir, split, output_dir, dataset_format, labels_csv, batch_size, processing,
-              skip_bad_clips, metrics_dataset, num_workers, progress, dist, explain=False) -> dict | None:
+              skip_bad_clips, metrics_dataset, num_workers, progress, dist, explain=False,
+              trust_remote_code=False) -> dict | None:
     from omni_regressor.model_loading import load_processor
 
     from configuration_omni_regressor import OmniRegressorConfig
@@ -135,7 +141,8 @@ def _evaluate(model_dir, dataset_dir, split, output_dir, dataset_format, labels_
     overrides = {key: value for key, value in processing.overrides().items() if key != "modalities"}
     media_cache = processing.media_cache()  # the cache the data check just filled
     scorer = SentimentScorer.from_pretrained(model_dir, modalities=settings.modalities, device=default_device(),
-                                             media_cache_dir=media_cache.cache_dir, processing=overrides)
+                                             media_cache_dir=media_cache.cache_dir, processing=overrides,
+                                             trust_remote_code=trust_remote_code)
     items = [InputItem(index, record.media_path, record.text) for index, record in enumerate(records)]
     started = time.perf_counter()
     rows = []
@@ -298,6 +305,7 @@ def main(argv=None) -> int:
         labels_csv=args.labels_csv, batch_size=args.batch_size, processing=processing,
         skip_bad_clips=args.skip_bad_clips, metrics_dataset=args.metrics_dataset,
         num_workers=default_num_workers() if args.num_workers is None else args.num_workers, explain=args.explain,
+        trust_remote_code=args.trust_remote_code,
     )
     if report is not None:
         print(format_summary(report))

@@ -94,7 +94,7 @@ def test_a_nonsense_config_value_is_one_line_naming_it(regressor_dir, clip, tmp_
     assert_one_line_exit_2(predict(folder, clip, tmp_path), capsys, "config.json", named)
 
 
-def test_code_in_the_model_folder_never_runs_without_consent(regressor_dir, clip, tmp_path, capsys):
+def test_code_in_the_model_folder_never_runs_without_consent(regressor_dir, clip, demo_dataset_dir, tmp_path, capsys):
     folder = variant(regressor_dir, tmp_path)
     marker = tmp_path / "code-ran"
     for name in ("configuration_omni_regressor.py", "modeling_omni_regressor.py"):
@@ -102,6 +102,8 @@ def test_code_in_the_model_folder_never_runs_without_consent(regressor_dir, clip
         (folder / name).write_text(f"open({str(marker)!r}, 'w').write('ran')\n" + code)
     assert predict(folder, clip, tmp_path) == 0
     assert cli_main(["inspect-inputs", "--model", str(folder), str(clip)]) in (0, 1)
+    assert cli_main(["evaluate", "--model", str(folder), "--dataset_dir", str(demo_dataset_dir), "--output_dir",
+                     str(tmp_path / "eval")]) == 0
     assert not marker.exists()
     assert predict(folder, clip, tmp_path, "--overwrite", "--trust_remote_code") == 0  # asked for: it runs
     assert marker.exists()
