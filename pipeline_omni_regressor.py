@@ -12,6 +12,7 @@ these same functions, so every entry point gives the same score for the same cli
 numpy, av (through `processing_omni_regressor.py`).
 """
 
+import logging
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -19,13 +20,16 @@ import torch
 from transformers import AutoProcessor, Pipeline
 
 try:  # inside a Hub folder (transformers' dynamic modules)
-    from .processing_omni_regressor import (ClipEncoder, media_duration, model_inputs, read_subtitles,
+    from .processing_omni_regressor import (ClipEncoder, check_finite, media_duration, model_inputs, read_subtitles,
                                             subtitle_path_for, transcript_for, window_spans)
 except ImportError:  # installed as a top-level module of the omni-regressor package
-    from processing_omni_regressor import (ClipEncoder, media_duration, model_inputs, read_subtitles,
+    from processing_omni_regressor import (ClipEncoder, check_finite, media_duration, model_inputs, read_subtitles,
                                            subtitle_path_for, transcript_for, window_spans)
 
+logger = logging.getLogger(__name__)
 PIPELINE_TASK = "omni-sentiment-regression"
+# A long video's windows are decoded and scored this many batches at a time (like `predict --window`'s stream).
+WINDOW_CHUNK_BATCHES = 4
 
 
 @dataclass
@@ -55,6 +59,7 @@ class PreparedClip:
     error: str | None = None
     variants: dict = field(default_factory=dict)
     missing: dict = field(default_factory=dict)
+    truncated: bool = False  # the clip was longer than `max_audio_seconds`: only its beginning is scored
 
     @property
     def length(self) -> int:
@@ -69,13 +74,18 @@ def prepare_clip(encoder: ClipEncoder, index: int, path, transcript=None, allow_
     wanted = tuple(modalities or encoder.settings.modalities)
     try:
         clip = encoder.decode(path, start, end) if {"audio", "video"} & set(wanted) else None
+        if clip is not None:
+            check_finite(path, clip)
         available = encoder.available_modalities(clip, transcript, wanted)
         if not available:
             return PreparedClip(index, path, None, (), "no usable modality (no transcript, audio or video)")
         if available != wanted and not allow_missing_modalities:
             missing = ", ".join(f"{name} ({encoder.missing_modality_reason(clip, name)})" for name in wanted if name not in available)
             return PreparedClip(index, path, None, available, f"missing modalities: {missing}")
-        prepared = PreparedClip(index, path, encoder.encode(transcript, clip, available), available)
+        encoded = encoder.encode(transcript, clip, available)
+        if "text" in available and encoded["input_ids"].shape[1] > (getattr(encoder, "max_positions", None) or 1e18):
+            transcript, encoded = _fit_transcript(encoder, path, transcript, clip, available, encoded)
+        prepared = PreparedClip(index, path, encoded, available, truncated=bool(clip is not None and clip.truncated))
         prepared.missing = {name: encoder.missing_modality_reason(clip, name) for name in wanted if name not in available}
         if explain and len(available) > 1:
             prepared.variants = {
@@ -88,13 +98,41 @@ def prepare_clip(encoder: ClipEncoder, index: int, path, transcript=None, allow_
         return PreparedClip(index, path, None, (), message)
 
 
+def max_positions(model) -> int | None:
+    """How many positions the model's language model reads (its `max_position_embeddings`)."""
+    config = getattr(model.config, "thinker_config", model.config)
+    return getattr(getattr(config, "text_config", config), "max_position_embeddings", None)
+
+
+def _fit_transcript(encoder: ClipEncoder, path: str, transcript: str, clip, available, encoded):
+    """A transcript cut (at a token) so that the whole prompt fits `encoder.max_positions`, with one warning naming the
+    clip and the budget; a clip whose media alone fill the budget raises."""
+    budget = encoder.max_positions
+    tokenizer = encoder.processor.tokenizer
+    ids = tokenizer(transcript, add_special_tokens=False)["input_ids"]
+    length = encoded["input_ids"].shape[1]
+    keep = len(ids)
+    while length > budget:
+        keep -= length - budget + 8  # a margin: the cut text may tokenise a little differently
+        if keep <= 0:
+            raise ValueError(f"{path}: the media alone take more than the model's {budget} positions; lower "
+                             "--max_pixels / --max_frames / --max_audio_seconds.")
+        transcript = tokenizer.decode(ids[:keep])
+        encoded = encoder.encode(transcript, clip, available)
+        length = encoded["input_ids"].shape[1]
+    logger.warning("%s: the transcript (%d tokens) was cut to its first %d tokens so the prompt fits the model's %d "
+                   "positions.", path, len(ids), keep, budget)
+    return transcript, encoded
+
+
 @torch.no_grad()
 def score_prepared(model, encoder: ClipEncoder, prepared: list[PreparedClip], device=None) -> list[ClipScore]:
     """Scores clips of one modality set in one forward (plus one per left-out modality when they carry `variants`);
     if the batch fails, each clip alone (its error kept)."""
     device = device or next(model.parameters()).device
     try:
-        results = [ClipScore(clip.path, score, clip.modalities, missing=clip.missing)
+        results = [ClipScore(clip.path, score, clip.modalities, extras={"truncated": True} if clip.truncated else {},
+                             missing=clip.missing)
                    for clip, score in zip(prepared, _forward(model, encoder, [clip.encoded for clip in prepared], device))]
         for left_out in prepared[0].variants:  # the clips of one batch share their modalities, so their variants
             scores = _forward(model, encoder, [clip.variants[left_out] for clip in prepared], device)
@@ -108,9 +146,17 @@ def score_prepared(model, encoder: ClipEncoder, prepared: list[PreparedClip], de
         return [result for clip in prepared for result in score_prepared(model, encoder, [clip], device)]
 
 
+class NonFiniteScore(ValueError):
+    """The model returned NaN or infinity for a clip: never written as a score."""
+
+
 def _forward(model, encoder: ClipEncoder, encoded: list[dict], device) -> list[float]:
     batch = encoder.collate(encoded)
-    return [float(score) for score in model(**model_inputs(batch, device)).logits.float().cpu().tolist()]
+    scores = [float(score) for score in model(**model_inputs(batch, device)).logits.float().cpu().tolist()]
+    if not all(np.isfinite(scores)):  # the failing batch is retried clip by clip: each clip gets its own error
+        raise NonFiniteScore("the model returned a non-finite score (NaN or infinity): check the model's weights "
+                             "(`omni-regressor inspect-inputs`) and the clip's media.")
+    return scores
 
 
 def score_clips(model, encoder: ClipEncoder, paths, transcripts=None, batch_size: int = 8,
@@ -157,8 +203,12 @@ def score_video_windows(model, encoder: ClipEncoder, path, window: float, hop: f
     a summary dict with the duration-weighted mean). Each window's transcript comes from the subtitle file beside
     the video (`.srt`/`.vtt`, cues assigned by time), else from `transcript` if given for the whole video."""
     duration, spans, texts = video_windows(path, window, hop, transcript)
-    results = score_clips(model, encoder, [str(path)] * len(spans), texts, batch_size, explain=explain, device=device,
-                          windows=spans)
+    results = []
+    chunk = max(1, batch_size) * WINDOW_CHUNK_BATCHES  # decoded windows held at once: memory flat in the video's length
+    for begin in range(0, len(spans), chunk):
+        results += score_clips(model, encoder, [str(path)] * len(spans[begin : begin + chunk]),
+                               texts[begin : begin + chunk], batch_size, explain=explain, device=device,
+                               windows=spans[begin : begin + chunk])
     for result, (start, end), text in zip(results, spans, texts):
         result.extras.update(start=start, end=end, transcript=text or "")
     return results, window_summary(str(path), results, duration)
@@ -190,19 +240,28 @@ def window_summary(path: str, results: list[ClipScore], duration: float) -> dict
             "windows_failed": len(results) - len(scored)}
 
 
-def label_bucket(score: float, score_range) -> int:
-    """The Acc-7 class of a score (-3..3 for MOSI/MOSEI): clipped to the label scale, rounded half to even."""
+def label_bucket(score: float, score_range) -> int | None:
+    """The Acc-7 class of a score (-3..3 for MOSI/MOSEI): clipped to the label scale, rounded half to even; None for
+    a missing or non-finite score."""
+    if score is None or not np.isfinite(score):
+        return None
     low, high = score_range
     return int(np.round(np.clip(score, low, high)))
 
 
-def polarity(score: float) -> str:
-    """The Acc-2 class (MMSA's `Has0_acc_2` convention: zero counts as positive)."""
+def polarity(score: float) -> str | None:
+    """The Acc-2 class (MMSA's `Has0_acc_2` convention: zero counts as positive); None for a missing or NaN score."""
+    if score is None or np.isnan(score):
+        return None
     return "positive" if score >= 0 else "negative"
 
 
 def prediction_record(result: ClipScore, score_range) -> dict:
-    """One output row: path, score, label_bucket, acc2, modalities ("text+audio+video") and error ("" if none)."""
+    """One output row: path, score, label_bucket, acc2, modalities ("text+audio+video") and error ("" if none).
+    A non-finite score is never written as a score: the row is an error row that says so."""
+    if result.score is not None and not np.isfinite(result.score):
+        result = ClipScore(result.path, None, result.modalities,
+                           result.error or f"the model returned a non-finite score ({result.score}).")
     scored = result.score is not None
     return {
         "path": result.path,
@@ -238,6 +297,7 @@ class OmniSentimentRegressionPipeline(Pipeline):
         super().__init__(*args, **kwargs)
         processor = AutoProcessor.from_pretrained(self.model.name_or_path, trust_remote_code=True)
         self.encoder = ClipEncoder.for_config(self.model.config, processor, media_cache=media_cache, modalities=modalities)
+        self.encoder.max_positions = max_positions(self.model)  # an over-long transcript is cut to fit, with a warning
 
     def _sanitize_parameters(self, transcript=None, explain=None, window=None, hop=None, **kwargs):
         preprocess_params = {"transcript": transcript} if transcript is not None else {}

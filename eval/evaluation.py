@@ -53,6 +53,9 @@ class EvaluateArguments:
     explain: bool = field(default=False, metadata={
         "help": "Also score every clip without each of its modalities: how much each moves predictions, and the MAE "
         "without it (attribution.md, attribution.png, metrics.json)."})
+    trust_remote_code: bool = field(default=False, metadata={
+        "help": "Run the Python files of the --model folder (or Hub repo) instead of this package's classes; only for "
+                "a folder whose code you trust."})
 
     def validate(self):
         if self.batch_size < 1:
@@ -82,6 +85,7 @@ def evaluate_model(
     progress: bool = True,
     explain: bool = False,
     engine=None,
+    trust_remote_code: bool = False,
 ) -> dict | None:
     """Scores every clip of `split` and writes the outputs; returns the `metrics.json` content (None on ranks > 0).
 
@@ -101,15 +105,17 @@ def evaluate_model(
     with distributed() as dist:
         return _evaluate(model_dir, dataset_dir, split, output_dir, dataset_format, labels_csv, batch_size,
                          processing or ProcessingArguments(), skip_bad_clips, metrics_dataset, num_workers, progress, dist, explain,
-                         engine)
+                         trust_remote_code, engine)
 
 
 def _evaluate(model_dir, dataset_dir, split, output_dir, dataset_format, labels_csv, batch_size, processing,
-              skip_bad_clips, metrics_dataset, num_workers, progress, dist, explain=False, engine=None) -> dict | None:
-    from transformers import AutoProcessor
+              skip_bad_clips, metrics_dataset, num_workers, progress, dist, explain=False,
+              trust_remote_code=False, engine=None) -> dict | None:
+    from omni_regressor.model_loading import load_processor
 
     from configuration_omni_regressor import OmniRegressorConfig
     from omni_regressor.inference import SentimentScorer
+    from omni_regressor.outputs import model_fingerprint, provenance, write_json
     from omni_regressor.arguments import RunError
     from omni_regressor.settings import saved_settings
     from omni_regressor.streaming import InputItem, default_device, gather_rows, shard, stream_scores, world
@@ -117,7 +123,7 @@ def _evaluate(model_dir, dataset_dir, split, output_dir, dataset_format, labels_
 
     output_dir = Path(output_dir).resolve()
     config = OmniRegressorConfig.from_pretrained(model_dir)
-    processor = AutoProcessor.from_pretrained(model_dir, trust_remote_code=True)
+    processor = load_processor(model_dir)
     settings = processing.settings(saved_settings(model_dir) or ProcessingSettings()).resolve(processor)
     score_range = tuple(config.score_range)
     metrics_dataset = _canonical_dataset(metrics_dataset or metrics_for_score_range(score_range))
@@ -152,7 +158,8 @@ def _evaluate(model_dir, dataset_dir, split, output_dir, dataset_format, labels_
         scores = scorer.stream(items, batch_size, allow_missing_modalities=False, explain=explain)
     else:
         scorer = SentimentScorer.from_pretrained(model_dir, modalities=settings.modalities, device=default_device(),
-                                                 media_cache_dir=media_cache.cache_dir, processing=overrides)
+                                                 media_cache_dir=media_cache.cache_dir, processing=overrides,
+                                                 trust_remote_code=trust_remote_code)
         items = shard(items, rank, world_size)
         scores = stream_scores(scorer.model, scorer.encoder, items, batch_size, num_workers,
                                allow_missing_modalities=False, device=scorer.device, explain=explain)
@@ -160,14 +167,15 @@ def _evaluate(model_dir, dataset_dir, split, output_dir, dataset_format, labels_
     rows = []
     for item, result in tqdm(scores, total=len(items), desc=f"scoring {split}", unit="clip",
                              disable=not progress or rank != 0):
-        rows.append({"index": item.index, "score": result.score, "error": result.error, "extras": result.extras})
+        extras = {key: value for key, value in result.extras.items() if key != "truncated"}  # leave-one-out scores
+        rows.append({"index": item.index, "score": result.score, "error": result.error, "extras": extras})
     inference_seconds = time.perf_counter() - started
     rows = gather_rows(dist, rows)
     if rank != 0:
         return None
     results = {row["index"]: row for row in rows}
     unscored = [
-        ClipProblem(record.clip_id, "unreadable_file", f"{record.media_path}: {results[index]['error']}")
+        ClipProblem(record.clip_id, _unscored_reason(results[index]["error"]), f"{record.media_path}: {results[index]['error']}")
         for index, record in enumerate(records) if results[index]["error"] is not None
     ]
     if unscored and not skip_bad_clips:
@@ -208,6 +216,8 @@ def _evaluate(model_dir, dataset_dir, split, output_dir, dataset_format, labels_
         "num_clips": len(scored),
         "split": split,
         "model": str(Path(model_dir).resolve()) if Path(model_dir).exists() else str(model_dir),
+        "provenance": provenance(model_dir, model_fingerprint(model_dir, getattr(config, "_commit_hash", None)),
+                                 {**scorer.encoder.settings.to_dict(), "explain": explain}, PREDICTION_COLUMNS),
         "dataset_dir": str(Path(dataset_dir).resolve()),
         "modalities": list(settings.modalities),
         "processes": world_size,
@@ -216,10 +226,15 @@ def _evaluate(model_dir, dataset_dir, split, output_dir, dataset_format, labels_
         **({"attribution": attribution} if attribution is not None else {}),
         "files": files,
     }
-    from omni_regressor.outputs import write_json
-
     write_json(output_dir / METRICS_FILE, report)
     return report
+
+
+def _unscored_reason(error: str) -> str:
+    """The problem kind of a clip that could not be scored (a non-finite score or audio is named as such)."""
+    if "non-finite score" in error:
+        return "non_finite_score"
+    return "non_finite_audio" if "NaN or infinite" in error else "unreadable_file"
 
 
 def _split_records(records, problems, split):
@@ -312,6 +327,7 @@ def main(argv=None) -> int:
         skip_bad_clips=args.skip_bad_clips, metrics_dataset=args.metrics_dataset,
         num_workers=default_num_workers() if args.num_workers is None else args.num_workers, explain=args.explain,
         engine=engine,
+        trust_remote_code=args.trust_remote_code,
     )
     if report is not None:
         print(format_summary(report))

@@ -293,9 +293,8 @@ def display_name(model_name_or_path) -> str:
 
 
 def run_analysis(args: AnalyzeArguments, processing_args: ProcessingArguments) -> tuple[dict, list]:
-    from transformers import AutoProcessor
-
     from .data import infer_score_range, read_dataset
+    from .model_loading import load_processor
     from .outputs import write_json
 
     started = time.perf_counter()
@@ -311,7 +310,7 @@ def run_analysis(args: AnalyzeArguments, processing_args: ProcessingArguments) -
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     model, fine_tuned = load_for_analysis(args.model, device)
-    processor = AutoProcessor.from_pretrained(args.model, trust_remote_code=True)
+    processor = load_processor(args.model)
     base_settings = ProcessingSettings.from_config(model.config) if fine_tuned else ProcessingSettings()
     settings = processing_args.settings(base_settings)
     score_range = tuple(model.config.score_range) if fine_tuned else infer_score_range(records)

@@ -42,8 +42,9 @@ def user_errors() -> tuple[type[Exception], ...]:
 
     from .arguments import RunError, UsageError
     from .inference import ModelFolderError
+    from .outputs import OutputError
 
-    return (UsageError, ModelFolderError, RunError, MediaError, FileExistsError)
+    return (UsageError, ModelFolderError, RunError, MediaError, FileExistsError, OutputError)
 
 
 MODEL_FLAGS = ("--model", "--model_name_or_path", "--model-name-or-path", "--transcribe_model", "--transcribe-model")
@@ -99,6 +100,9 @@ def main(argv=None) -> int:
     except user_errors() as error:
         print(f"omni-regressor {argv[0]}: error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"omni-regressor {argv[0]}: interrupted; files written so far are kept.", file=sys.stderr)
+        return 130
     except OSError as error:
         reason = hub_failure(error)
         if reason is None:

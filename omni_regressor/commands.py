@@ -325,6 +325,12 @@ def serve_command(argv) -> int:
         from .space_app import build_app
     except ImportError as error:
         raise UsageError(f'the web page needs gradio: pip install "omni-regressor[demo]" ({error}).') from None
+    from pipeline_omni_regressor import OmniSentimentRegressionPipeline
+
+    from .model_loading import load_regressor
+
+    # The package's classes, complete weights: no code from the folder runs (its app.py does that in a Space).
+    sentiment = OmniSentimentRegressionPipeline(model=load_regressor(args.model))
     print(f"serving {args.model} on http://{args.host}:{args.port}/", flush=True)
-    build_app(args.model).launch(server_name=args.host, server_port=args.port, show_error=False, quiet=True)
+    build_app(args.model, sentiment).launch(server_name=args.host, server_port=args.port, show_error=False, quiet=True)
     return 0

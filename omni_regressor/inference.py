@@ -11,9 +11,7 @@ transformers pipeline give the same score for the same clip.
 import json
 from pathlib import Path
 
-from transformers import AutoModel, AutoProcessor
-
-from pipeline_omni_regressor import ClipScore, label_bucket, polarity, prediction_record, score_clips
+from pipeline_omni_regressor import ClipScore, label_bucket, max_positions, polarity, prediction_record, score_clips
 from processing_omni_regressor import ClipEncoder
 
 from .media import MediaCache
@@ -75,29 +73,37 @@ class SentimentScorer:
         self.device = device or next(model.parameters()).device
 
     @classmethod
-    def from_pretrained(cls, model_dir, modalities=None, media_cache_dir=None, device=None, processing=None, **model_kwargs):
-        """Loads with `AutoModel(..., trust_remote_code=True)`: the saved folder's own code and weights.
+    def from_pretrained(cls, model_dir, modalities=None, media_cache_dir=None, device=None, processing=None,
+                        trust_remote_code: bool = False, **model_kwargs):
+        """Loads a complete trained regressor with this package's classes (`omni_regressor.model_loading`): the
+        folder's weights, never its code unless `trust_remote_code=True`.
 
         `processing`: a dict of processing settings overriding the saved ones (e.g. a lower pixel budget).
         """
+        from .model_loading import load_regressor
+
         check_model_folder(model_dir)
-        model = AutoModel.from_pretrained(model_dir, trust_remote_code=True, **model_kwargs)
+        model = load_regressor(model_dir, trust_remote_code, **model_kwargs)
         if device is not None:
             model.to(device)
         return cls.from_model(model, media_cache_dir=media_cache_dir, device=device, modalities=modalities,
-                              processing=processing)
+                              processing=processing, trust_remote_code=trust_remote_code)
 
     @classmethod
-    def from_model(cls, model, processor=None, media_cache_dir=None, device=None, modalities=None, processing=None):
+    def from_model(cls, model, processor=None, media_cache_dir=None, device=None, modalities=None, processing=None,
+                   trust_remote_code: bool = False):
         """Wraps a regressor you already loaded (e.g. with `AutoModel`); the settings come from its config, the
         processor from `processor` or from the folder the model was loaded from."""
         from processing_omni_regressor import ProcessingSettings
 
-        processor = processor or AutoProcessor.from_pretrained(model.name_or_path, trust_remote_code=True)
+        from .model_loading import load_processor
+
+        processor = processor or load_processor(model.name_or_path, trust_remote_code)
         settings = ProcessingSettings.from_config(model.config, modalities)
         if processing:
             settings = ProcessingSettings.from_dict({**settings.to_dict(), **processing})
         encoder = ClipEncoder(processor, settings, model.config.score_range, MediaCache(media_cache_dir))
+        encoder.max_positions = max_positions(model)  # an over-long transcript is cut to fit, with a warning
         return cls(model, encoder, device)
 
     def score_clips(self, paths, transcripts=None, batch_size: int = 8, allow_missing_modalities: bool = True,

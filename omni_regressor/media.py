@@ -8,6 +8,7 @@ seeds, ablations, evaluation and prediction decode every clip once.
 import hashlib
 import json
 import os
+import sys
 import tempfile
 import time
 from fractions import Fraction
@@ -18,10 +19,13 @@ import numpy as np
 import safetensors
 import safetensors.numpy
 
-from processing_omni_regressor import (
+from processing_omni_regressor import (  # noqa: I001 - the stream helpers are decoding's own
     DecodedClip,
+    _first_stream,
+    _tagged_duration,
     MediaError,
     MediaSettings,
+    check_finite,
     decode_clip,
     frame_count,
     missing_file_detail,
@@ -44,12 +48,14 @@ def probe_media(path) -> dict:
         raise MediaError(path, missing_file_detail(path), reason="missing_file")
     try:
         with av.open(path) as container:
-            video = container.streams.video[0] if container.streams.video else None
-            audio = container.streams.audio[0] if container.streams.audio else None
+            video = _first_stream(container, "video")
+            audio = _first_stream(container, "audio")  # the default one, as decoding picks it
             duration = container.duration / av.time_base if container.duration and container.duration > 0 else None
             audio_duration = None
             if audio is not None and audio.duration is not None and audio.time_base is not None:
                 audio_duration = float(audio.duration * audio.time_base)
+            elif audio is not None:
+                audio_duration = _tagged_duration(audio)  # Matroska/WebM: the stream's DURATION tag
             size = (video.codec_context.width, video.codec_context.height) if video is not None else None
             return {
                 "has_video": video is not None,
@@ -140,6 +146,7 @@ class MediaCache:
         self.decode_calls = 0
         self.hits = 0
         self._swept = False
+        self._warned = False
 
     def entry_path(self, path, settings: MediaSettings, start: float = 0.0, end: float | None = None) -> Path:
         source = Path(path).expanduser()
@@ -158,22 +165,38 @@ class MediaCache:
         return self.cache_dir / f"{hashlib.sha256(identity.encode()).hexdigest()[:32]}.safetensors"
 
     def load(self, path, settings: MediaSettings, start: float = 0.0, end: float | None = None) -> DecodedClip:
-        """The decoded clip (or its window `[start, end]` seconds), from the cache or decoded and stored."""
+        """The decoded clip (or its window `[start, end]` seconds), from the cache or decoded and stored.
+
+        The cache is an optimisation and never fails a clip: an entry that cannot be read or written (a full disk, a
+        read-only folder) means decoding, with one warning line per cache object. Samples or frames that are NaN or
+        infinite are a `non_finite_audio` MediaError."""
         window = (start, end) if start or end is not None else ()
         if self.cache_dir is None:
             self.decode_calls += 1
-            return decode_clip(path, settings, *window)
+            return check_finite(path, decode_clip(path, settings, *window))
         entry = self.entry_path(path, settings, start, end)
-        if entry.exists():
-            clip = _read_entry(entry)
-            if clip is not None:
-                self.hits += 1
-                return clip
+        try:
+            clip = _read_entry(entry) if entry.exists() else None
+        except OSError as error:
+            self._warn(error)
+            clip = None
+        if clip is not None:
+            self.hits += 1
+            return check_finite(path, clip)
         self.decode_calls += 1
         clip = decode_clip(path, settings, *window)  # module-level lookup on purpose: tests count calls by patching it
-        self._sweep_stale_temporaries()
-        _write_entry(entry, clip)
-        return clip
+        try:
+            self._sweep_stale_temporaries()
+            _write_entry(entry, clip)
+        except OSError as error:
+            self._warn(error)
+        return check_finite(path, clip)
+
+    def _warn(self, error: OSError):
+        if not self._warned:
+            self._warned = True
+            print(f"warning: media cache {self.cache_dir} cannot be used ({error}); decoding clips without it.",
+                  file=sys.stderr)
 
     def _sweep_stale_temporaries(self):
         """Once per object: removes `.tmp` files that a killed writer left behind (older than an hour)."""

@@ -12,6 +12,7 @@ what is missing.
 """
 
 import csv
+import errno
 import io
 from collections import Counter
 import json
@@ -25,7 +26,8 @@ from .ray_engine import EngineArguments
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".avi", ".mov", ".webm", ".m4v", ".wav", ".mp3", ".m4a", ".flac")
 COLUMNS = ["path", "video_id", "clip_id", "score", "label_bucket", "acc2", "modalities", "error"]
-EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG)
 
 DESCRIPTION = """\
 Scores video clips with a saved sentiment regressor.
@@ -37,8 +39,10 @@ they have (the `modalities` column says which), or, with --transcribe, on a tran
 Thinker. Broken symbolic links in a folder are error rows, not silently skipped.
 
 Output columns: path, video_id (the file's folder), clip_id (its name without suffix), score, label_bucket (Acc-7
-class: the score clipped to the model's range, rounded half to even), acc2, modalities, error, and transcript when
---transcribe ran. Rows are written as they are scored, in input order.
+class: the score clipped to the model's range, rounded half to even), acc2, modalities, error, transcript when
+--transcribe ran, and truncated (True when the clip was longer than max_audio_seconds and only its beginning was
+scored). Rows are written as they are scored, in input order; OUTPUT.provenance.json beside them records the model
+(a fingerprint of its weights and config) and the resolved settings, and --resume refuses another model or settings.
 
 --explain adds, per clip, the score with each of its modalities left out (score_without_text/audio/video) and the
 difference to the full score (text_effect, ...): one more forward per modality, batched like the rest.
@@ -52,8 +56,10 @@ EPILOG = """\
 exit status: 0 if every input was scored, 1 if any could not be (each is named on stderr and has an error row),
 2 for usage errors (no inputs, a missing path, a bad flag value, an output that exists without --resume/--overwrite).
 
-rows are written as they are scored: a killed run keeps its rows, and the same command with --resume scores only the
-inputs missing from --output (error rows count as done; --overwrite scores everything again).
+rows are written as they are scored: a killed run (or Ctrl-C, exit 130) keeps its rows, and the same command with
+--resume scores only the inputs missing from --output (error rows count as done, except those the machine caused:
+memory, disk; --overwrite scores everything again). --resume refuses an output written by another model or with
+other settings (OUTPUT.provenance.json records both). One run writes an output at a time (OUTPUT.lock).
 
 many processes / GPUs / machines: torchrun --nproc_per_node N [--nnodes M --node_rank R --rdzv_endpoint HOST:PORT]
 --no-python omni-regressor predict ... --output FILE (or accelerate launch): inputs are sharded by rank, each rank
@@ -91,6 +97,9 @@ class PredictArguments:
         "help": "Add each clip's score without each of its modalities, and the difference to the full score."})
     window: float | None = field(default=None, metadata={"help": "Score long videos in windows of this many seconds."})
     hop: float | None = field(default=None, metadata={"help": "Seconds between window starts (default: --window)."})
+    trust_remote_code: bool = field(default=False, metadata={
+        "help": "Run the Python files of the --model folder (or Hub repo) instead of this package's classes; only for "
+                "a folder whose code you trust."})
     timeline_dir: str | None = field(default=None, metadata={
         "help": "Where --window writes one timeline PNG per video (default: <output>_timelines beside --output, "
         "else ./timelines)."})
@@ -179,6 +188,8 @@ def folder_files(folder: Path) -> list[Path]:
             path = Path(directory) / name
             if path.is_symlink():
                 print(f"note: {path} is a symbolic link to a folder; not followed.", file=sys.stderr)
+            elif path.suffix.lower() in VIDEO_SUFFIXES:
+                print(f"note: {path} is a folder, not a media file; searched as a folder.", file=sys.stderr)
         for name in sorted(files):
             path = Path(directory) / name
             if path.suffix.lower() in VIDEO_SUFFIXES:
@@ -194,7 +205,11 @@ def expand_inputs(inputs: list[str], transcript: str | None) -> list[tuple[str, 
     for value in inputs:
         path = Path(value).expanduser()
         if path.is_dir():
-            items.extend((str(found), None) for found in folder_files(path))
+            found = folder_files(path)
+            if path.suffix.lower() in VIDEO_SUFFIXES:  # named like a clip: say what it is rather than skip it quietly
+                print(f"note: {value} is a folder, not a media file; {len(found)} media files found in it.",
+                      file=sys.stderr)
+            items.extend((str(file), None) for file in found)
         elif path.suffix.lower() == ".csv" and path.is_file():
             items.extend(read_inputs_csv(path))
         elif path.exists() or path.is_symlink():
@@ -203,6 +218,9 @@ def expand_inputs(inputs: list[str], transcript: str | None) -> list[tuple[str, 
             raise UsageError(f"{value}: no such file or folder.")
     if not items:
         raise UsageError(f"no media file found in {', '.join(inputs)} (looked for {', '.join(VIDEO_SUFFIXES)}).")
+    for path, _ in items:
+        if "\n" in path or "\r" in path:  # an output row is one line: such a name could not be matched on --resume
+            raise UsageError(f"{path!r}: a file name with a line break cannot be scored; rename the file.")
     if transcript is not None:
         if len(inputs) != 1 or len(items) != 1 or Path(inputs[0]).is_dir() or inputs[0].lower().endswith(".csv"):
             raise UsageError("--transcript is for a single INPUT file; give several clips their text in a `path,text` CSV.")
@@ -212,9 +230,12 @@ def expand_inputs(inputs: list[str], transcript: str | None) -> list[tuple[str, 
 
 # --- output --------------------------------------------------------------------------------------------------------
 
+# The output file itself (rows, order, resume, provenance, lock) is `omni_regressor.outputs`; these names stay here.
+from .outputs import OutputError, OutputFile, RowWriter, keyed_rows, read_rows  # noqa: E402,F401
 
-def check_output(args: PredictArguments) -> None:
-    """Refuses, before anything loads, an output that would be overwritten or cannot be written."""
+
+def check_output(args: PredictArguments, inputs: list[str] = ()) -> None:
+    """Refuses, before anything loads, an output that would be overwritten, cannot be written, or is an input."""
     if args.output is None:
         return
     output = Path(args.output)
@@ -224,80 +245,14 @@ def check_output(args: PredictArguments) -> None:
         raise UsageError(f"--output {output} exists; pass --resume to complete it or --overwrite to replace it.")
     if output.exists() and not os.access(output, os.W_OK):
         raise UsageError(f"--output {output} is read-only.")
+    for value in inputs:
+        if Path(value).exists() and output.exists() and os.path.samefile(value, output):
+            raise UsageError(f"--output {output} is also an INPUT: it would be overwritten; write to another file.")
     from .outputs import unwritable_reason
 
     reason = unwritable_reason(output.parent)  # the folders are created with the file
     if reason is not None:
         raise UsageError(f"--output {output}: {reason}")
-
-
-class RowWriter:
-    """Appends rows to CSV/JSONL (or CSV on stdout). Each row is one line written by one `write` call and flushed at
-    once, so a kill leaves no half-written row (at most a last line without its newline, which readers leave out).
-    CSV values have their line breaks replaced by spaces: one row, one line."""
-
-    def __init__(self, output: Path | None, columns: list[str], append: bool):
-        self.columns, self.output = columns, output
-        self.jsonl = output is not None and output.suffix.lower() == ".jsonl"
-        if output is None:
-            self.file = None
-            write_header = True
-        else:
-            output.parent.mkdir(parents=True, exist_ok=True)
-            write_header = not (append and output.is_file() and output.stat().st_size > 0)
-            self.file = open(output, "ab" if append else "wb", buffering=0)  # O_APPEND, no buffer: one write per row
-        if write_header and not self.jsonl:
-            self._write_line(self._csv_line(self.columns))
-
-    def _csv_line(self, values) -> str:
-        buffer = io.StringIO()
-        csv.writer(buffer, lineterminator="\n").writerow(
-            [" ".join(value.replace("\r\n", "\n").replace("\r", "\n").split("\n")) if isinstance(value, str) else value
-             for value in values])
-        return buffer.getvalue()
-
-    def _write_line(self, line: str):
-        if self.file is None:
-            sys.stdout.write(line)
-            sys.stdout.flush()
-            return
-        data = memoryview(line.encode("utf-8"))
-        while data:
-            data = data[self.file.write(data):]
-
-    def write(self, record: dict):
-        if self.jsonl:
-            self._write_line(json.dumps({column: record.get(column) for column in self.columns}, ensure_ascii=False) + "\n")
-        else:
-            values = ["" if record.get(column) is None else repr(record[column]) if isinstance(record.get(column), float)
-                      else record[column] for column in self.columns]
-            self._write_line(self._csv_line(values))
-
-    def close(self):
-        if self.file is not None:
-            self.file.close()
-
-
-def read_rows(output: Path) -> list[dict]:
-    """Rows of an existing CSV/JSONL output (a half-written last line, from a kill, is left out)."""
-    from .streaming import complete_lines
-
-    lines = complete_lines(output)
-    if output.suffix.lower() == ".jsonl":
-        return [json.loads(line) for line in lines if line.strip()]
-    return list(csv.DictReader(lines))
-
-
-def keyed_rows(output: Path) -> dict[str, dict]:
-    """The rows of an existing output by input key (`path#n`: the n-th row of that path), in file order."""
-    rows, occurrence = {}, {}
-    for row in read_rows(output) if output.is_file() else []:
-        if row.get("kind") == "video":  # a whole-video summary, written after the windows: not an input
-            continue
-        count = occurrence.get(row["path"], 0)
-        rows[f"{row['path']}#{count}"] = row
-        occurrence[row["path"]] = count + 1
-    return rows
 
 
 def record_for(item, result, score_range, transcribed: bool, windowed: bool = False) -> dict:
@@ -306,6 +261,7 @@ def record_for(item, result, score_range, transcribed: bool, windowed: bool = Fa
     record = prediction_record(result, score_range)
     path = Path(result.path)
     record["video_id"], record["clip_id"] = path.parent.name, path.stem
+    record["truncated"] = bool(result.extras.get("truncated")) if result.score is not None else None
     if transcribed:
         record["transcript"] = item.transcript or ""
     if windowed:
@@ -320,7 +276,7 @@ def output_columns(modalities, transcribed: bool, explain: bool, windowed: bool)
         columns[1:1] = ["start", "end", "kind"]
     if explain:
         columns += [f"{prefix}{name}{suffix}" for name in modalities for prefix, suffix in (("score_without_", ""), ("", "_effect"))]
-    return columns + (["transcript"] if transcribed else []) + (["timeline"] if windowed else [])
+    return columns + (["transcript"] if transcribed else []) + (["timeline"] if windowed else []) + ["truncated"]
 
 
 # --- long videos ---------------------------------------------------------------------------------------------------
@@ -396,44 +352,26 @@ class FewerModalities:
                 f"{reasons} (the modalities column says which each used).")
 
 
-@dataclass
-class Progress:
-    """What earlier runs left: rows by input key (the output's, then the partial files'), and the partial files of an
-    interrupted run that this one replaces (`stale`: without --resume)."""
-
-    rows: dict = field(default_factory=dict)
-    output_keys: list = field(default_factory=list)
-    stale: list = field(default_factory=list)
-
-
-def read_progress(args: PredictArguments, output: Path | None, keys: list[str]) -> Progress:
-    """Read by every rank before any rank writes. Refuses (usage error) leftovers that would be mixed into the output."""
-    from .streaming import partial_files, read_partial_rows
-
-    if output is None:
-        return Progress()
-    leftovers = partial_files(output)
-    if not args.resume:
-        if leftovers and not args.overwrite:
-            raise UsageError(f"--output {output}: {leftovers[0].name} holds rows of an interrupted run; pass --resume to "
-                             "complete it or --overwrite to start again.")
-        return Progress(stale=leftovers)
-    rows = keyed_rows(output)
-    output_keys = list(rows)
-    for row in read_partial_rows(output):
-        rows[row.pop("input_key")] = row
-    wanted = set(keys)
-    foreign = [key for key in rows if key not in wanted]
-    if foreign:
-        raise UsageError(f"--output {output} has {len(foreign)} rows for inputs not given now (first: "
-                         f"{foreign[0].rsplit('#', 1)[0]}); --resume needs the same INPUTs, or pass --overwrite.")
-    return Progress(rows, output_keys)
+def lock_output(output: OutputFile | None, dist, rank: int) -> None:
+    """Rank 0 takes the output's lock; every rank learns whether it could (a second writer stops, exit 2)."""
+    error = None
+    if output is not None and rank == 0:
+        try:
+            output.acquire()
+        except OutputError as refusal:
+            error = str(refusal)
+    if dist is not None:
+        box = [error]
+        dist.broadcast_object_list(box, src=0)
+        error = box[0]
+    if error is not None:
+        raise UsageError(error)
 
 
 def run(args: PredictArguments, processing_args: ProcessingArguments, inputs: list[str], engine=None) -> int:
     from .streaming import distributed, world
 
-    check_output(args)
+    check_output(args, inputs)
     rank, world_size = world()
     if engine is not None and engine.uses_ray:
         from .ray_engine import check_ray_run
@@ -442,16 +380,30 @@ def run(args: PredictArguments, processing_args: ProcessingArguments, inputs: li
     if world_size > 1 and args.output is None:
         raise UsageError(f"--output is needed with {world_size} processes: rank 0 merges every rank's rows into it.")
     with distributed() as dist:
-        return run_on_this_rank(args, processing_args, inputs, dist, engine)
+        output = OutputFile(args.output, COLUMNS) if args.output else None
+        lock_output(output, dist, rank)
+        try:
+            if rank == 0:
+                check_output(args, inputs)  # again, under the lock: another run may have written it meanwhile
+            return run_on_this_rank(args, processing_args, inputs, dist, output, engine)
+        finally:
+            if output is not None:
+                output.release()
+
+
+def run_settings(args: PredictArguments, scorer, transcribed: bool) -> dict:
+    """What changes a row besides the model: the resolved processing settings and the flags that shape rows."""
+    return {**scorer.encoder.settings.to_dict(), "explain": args.explain, "transcribe": transcribed,
+            "window": args.window, "hop": args.hop}
 
 
 def run_on_this_rank(args: PredictArguments, processing_args: ProcessingArguments, inputs: list[str], dist,
-                     engine=None) -> int:
+                     output: OutputFile | None = None, engine=None) -> int:
     from tqdm.auto import tqdm
 
     from .inference import SentimentScorer, check_model_folder
-    from .streaming import (InputItem, barrier, cut_incomplete_line, default_device, input_keys, partial_files,
-                            partial_path, shard, stream_scores, world)
+    from .outputs import model_fingerprint, provenance
+    from .streaming import InputItem, barrier, default_device, input_keys, shard, stream_scores, world
 
     check_model_folder(args.model)
     on_ray = engine is not None and engine.uses_ray
@@ -468,23 +420,12 @@ def run_on_this_rank(args: PredictArguments, processing_args: ProcessingArgument
         items = [InputItem(index, path, text) for index, (path, text) in enumerate(pairs)]
     keys = input_keys(items)
     key_of = dict(zip((item.index for item in items), keys))
-    output = Path(args.output) if args.output else None
     rank, world_size = world()
     sharded = world_size > 1
-
-    # What is done, read by every rank before any of them writes a row.
-    progress = read_progress(args, output, keys)
-    barrier(dist)
-    if rank == 0 and args.overwrite and output is not None:
-        for path in [*progress.stale, output]:  # listed before the barrier: no rank's new file is among them
-            path.unlink(missing_ok=True)
-    todo = [item for item, key in zip(items, keys) if key not in progress.rows]
-    if args.resume and rank == 0:
-        print(f"resuming: {len(items) - len(todo)} of {len(items)} inputs already scored.", file=sys.stderr)
-    # Rows go straight into the output while it stays a prefix of the inputs; otherwise (several ranks, or a resume
-    # whose rows are not a prefix) into partial files that rank 0 merges in input order at the end.
-    staged = sharded or (output is not None and args.resume and (
-        bool(partial_files(output)) or progress.output_keys != keys[: len(progress.output_keys)]))
+    stale = output.partial_files() if output is not None else []
+    if output is not None and stale and not (args.resume or args.overwrite):
+        raise UsageError(f"--output {output.path}: {stale[0].name} holds rows of an interrupted run; pass --resume to "
+                         "complete it or --overwrite to start again.")
 
     overrides = {k: v for k, v in processing_args.overrides().items() if k != "modalities"}
     if on_ray:
@@ -494,9 +435,43 @@ def run_on_this_rank(args: PredictArguments, processing_args: ProcessingArgument
         scorer = SentimentScorer.from_pretrained(
             args.model, media_cache_dir=processing_args.media_cache_dir, device=args.device or default_device(),
             modalities=processing_args.modalities, processing=overrides,
+            trust_remote_code=getattr(args, "trust_remote_code", False),
         )
+    transcribed = args.transcribe and "text" in scorer.encoder.settings.modalities
+    columns = output_columns(scorer.encoder.settings.modalities, transcribed, args.explain, windowed)
+
+    # What is done, read by every rank before any of them writes a row; another model or settings are refused.
+    done, output_keys = {}, []
+    if output is not None:
+        output.columns = columns
+        commit = getattr(scorer.config if on_ray else scorer.model.config, "_commit_hash", None)
+        output.provenance = provenance(args.model, model_fingerprint(args.model, commit),
+                                       run_settings(args, scorer, transcribed), columns)
+        if args.resume:
+            try:
+                done = output.resume()
+            except OutputError as refusal:
+                raise UsageError(str(refusal)) from None
+            output_keys = output.output_keys()
+            foreign = [key for key in done if key not in set(keys)]
+            if foreign:
+                raise UsageError(f"--output {output.path} has {len(foreign)} rows for inputs not given now (first: "
+                                 f"{foreign[0].rsplit('#', 1)[0]}); --resume needs the same INPUTs, or pass --overwrite.")
+    barrier(dist)
+    if rank == 0 and args.overwrite and output is not None:
+        for path in [*stale, output.path, output.provenance_path]:  # listed before the barrier: no new file among them
+            path.unlink(missing_ok=True)
+    todo = [item for item, key in zip(items, keys) if key not in done]
+    if args.resume and rank == 0:
+        print(f"resuming: {len(items) - len(todo)} of {len(items)} inputs already scored.", file=sys.stderr)
+    # Rows go straight into the output while it stays a prefix of the inputs; otherwise (several ranks, or a resume
+    # whose rows are not a prefix, or that retries error rows of the environment) into partial files that rank 0
+    # merges in input order at the end.
+    staged = sharded or (output is not None and args.resume and (
+        bool(stale) or output_keys != keys[: len(output_keys)] or len(done) != len(output_keys)))
+
     mine = shard(todo, rank, world_size)
-    if args.transcribe and "text" in scorer.encoder.settings.modalities:
+    if transcribed:
         from dataclasses import replace
 
         from .transcribe import transcribe_items
@@ -511,15 +486,13 @@ def run_on_this_rank(args: PredictArguments, processing_args: ProcessingArgument
         mine = [replaced.get(item.index, item) for item in mine]
     elif args.transcribe:
         print("--transcribe ignored: the model does not read text.", file=sys.stderr)
-    transcribed = args.transcribe and "text" in scorer.encoder.settings.modalities
-    columns = output_columns(scorer.encoder.settings.modalities, transcribed, args.explain, windowed)
 
-    if staged:
-        writer = RowWriter(partial_path(output, rank), [*columns, "input_key"], append=False)
+    if output is None:
+        writer = RowWriter(None, columns, append=False)
+    elif staged:
+        writer = output.partial_writer(rank)
     else:
-        if args.resume:
-            cut_incomplete_line(output)
-        writer = RowWriter(output, columns, append=args.resume)
+        writer = output.open_writer(append=args.resume)
     failed_now, fewer_modalities = 0, FewerModalities()
     num_workers = default_num_workers() if args.num_workers is None else args.num_workers
     bar = tqdm(total=len(mine), desc=f"scoring{f' (rank {rank})' if sharded else ''}", unit="clip",
@@ -534,9 +507,9 @@ def run_on_this_rank(args: PredictArguments, processing_args: ProcessingArgument
                 record["input_key"] = key_of[item.index]
             writer.write(record)
             fewer_modalities.add(result)
-            if result.error is not None:
+            if record["error"]:
                 failed_now += 1
-                message = result.error if result.path in result.error else f"{result.path}: {result.error}"
+                message = record["error"] if result.path in record["error"] else f"{result.path}: {record['error']}"
                 print(f"error: {message}", file=sys.stderr)
             bar.update(1)
     finally:
@@ -547,9 +520,9 @@ def run_on_this_rank(args: PredictArguments, processing_args: ProcessingArgument
     if rank != 0:
         return EXIT_SOME_FAILED if failed_now else EXIT_OK
     if staged:
-        rows = merge_outputs(output, keys, columns, progress)
+        rows = output.merge(keys, done)
     else:
-        rows = keyed_rows(output) if output is not None else {}
+        rows = keyed_rows(output.path) if output is not None else {}
     if rows:
         todo_keys = {key_of[item.index] for item in todo}
         failed_now = sum(bool(rows[key].get("error")) for key in todo_keys)
@@ -559,9 +532,9 @@ def run_on_this_rank(args: PredictArguments, processing_args: ProcessingArgument
         print(fewer_modalities.summary(scorer.encoder.settings.modalities), file=sys.stderr)
     failed = sum(bool(row.get("error")) for row in rows.values()) if rows else failed_now
     if windowed and output is not None:
-        timeline_dir = Path(args.timeline_dir) if args.timeline_dir else output.with_name(f"{output.stem}_timelines")
-        summaries = finish_windows(output, scorer.encoder.score_range, timeline_dir)
-        writer = RowWriter(output, columns, append=True)
+        timeline_dir = Path(args.timeline_dir) if args.timeline_dir else output.path.with_name(f"{output.path.stem}_timelines")
+        summaries = finish_windows(output.path, scorer.encoder.score_range, timeline_dir)
+        writer = RowWriter(output.path, columns, append=True)
         for summary in summaries:
             writer.write(summary)
         writer.close()
@@ -569,37 +542,24 @@ def run_on_this_rank(args: PredictArguments, processing_args: ProcessingArgument
     return EXIT_SOME_FAILED if failed else EXIT_OK
 
 
-def merge_outputs(output: Path, keys: list[str], columns: list[str], progress: Progress) -> dict[str, dict]:
-    """Rank 0: the kept rows and every partial file -> one output in input order (replaced atomically); the partial
-    files are removed. Returns the rows by input key."""
-    from .streaming import partial_files, read_partial_rows
-
-    by_key = dict(progress.rows)
-    for row in read_partial_rows(output):
-        by_key[row.pop("input_key")] = row
-    missing = [key for key in keys if key not in by_key]
-    if missing:
-        raise RuntimeError(
-            f"{len(missing)} inputs have no row after the merge (first: {missing[0].rsplit('#', 1)[0]}): a rank's partial "
-            f"file is missing; with several machines --output must be on a file system they all see. Rerun with --resume.")
-    temporary = output.with_name(f".{output.stem}.merging{output.suffix}")  # the suffix picks CSV or JSONL
-    writer = RowWriter(temporary, columns, append=False)
-    for key in keys:
-        writer.write(by_key[key])
-    writer.close()
-    os.replace(temporary, output)
-    for path in partial_files(output):
-        path.unlink()
-    return {key: by_key[key] for key in keys}
-
-
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
         args, processing_args, engine, inputs = parse_arguments(argv)
         return run(args, processing_args, inputs, engine)
-    except UsageError as error:
+    except (UsageError, OutputError) as error:
         print(f"omni-regressor predict: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("omni-regressor predict: interrupted; the rows written so far are kept (rerun with --resume).",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except OSError as error:
+        if error.errno not in WRITE_ERRNOS:
+            raise
+        where = args.output if "args" in locals() and args.output else "the output"
+        print(f"omni-regressor predict: error: cannot write {where}: {error.strerror}; the rows written so far are "
+              "kept: make room and rerun with --resume.", file=sys.stderr)
         return EXIT_USAGE
     except SystemExit as exit_request:  # argparse: --help (0) or a malformed flag (2)
         return exit_request.code if isinstance(exit_request.code, int) else EXIT_USAGE

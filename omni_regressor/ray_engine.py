@@ -244,20 +244,21 @@ class RayScorer:
     @classmethod
     def from_pretrained(cls, model_dir, engine: EngineArguments, modalities=None, media_cache_dir=None, processing=None):
         """Joins (or starts) the cluster and builds the encoder as `SentimentScorer.from_model` does."""
-        from transformers import AutoConfig, AutoProcessor
-
         from processing_omni_regressor import ClipEncoder, ProcessingSettings
 
         from .media import MediaCache
+        from .model_loading import load_config, load_processor  # the package's classes, no code from the folder
 
         connect(engine.ray_address)
-        config = AutoConfig.from_pretrained(model_dir, trust_remote_code=True)
-        processor = AutoProcessor.from_pretrained(model_dir, trust_remote_code=True)
+        config = load_config(model_dir)
+        processor = load_processor(model_dir)
         settings = ProcessingSettings.from_config(config, modalities)
         if processing:
             settings = ProcessingSettings.from_dict({**settings.to_dict(), **processing})
         encoder = ClipEncoder(processor, settings, config.score_range, MediaCache(media_cache_dir))
-        return cls(model_dir, encoder, engine, modalities, media_cache_dir, processing)
+        scorer = cls(model_dir, encoder, engine, modalities, media_cache_dir, processing)
+        scorer.config = config  # what predict's provenance reads (no weights are loaded on the driver)
+        return scorer
 
     def scorer_gpus(self) -> float:
         import ray

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from transformers import AutoProcessor, EarlyStoppingCallback, set_seed
+from transformers import EarlyStoppingCallback, set_seed
 
 from omni_regressor.eval.metrics import metrics_for_score_range, msa_regression_metrics
 from processing_omni_regressor import ClipEncoder, ProcessingSettings
@@ -27,6 +27,7 @@ from .data import DataProblemsError, check_dataset, infer_score_range, records_t
 from .export import push_run
 from .outputs import write_json
 from .metering import PeakMemoryCallback, Stopwatch, peak_memory_mb
+from .model_loading import load_processor
 from .parameters import count_parameters
 from .readouts import RunContext, get_readout
 from .settings import saved_settings
@@ -130,7 +131,7 @@ def run_training(model_args, data_args, processing_args, training_args, callback
     push_to_hub, training_args.push_to_hub = training_args.push_to_hub, False
 
     # 1. Data: every clip decoded and checked before any compute; nothing dropped silently.
-    processor = AutoProcessor.from_pretrained(model_args.model_name_or_path, trust_remote_code=True)
+    processor = load_processor(model_args.model_name_or_path)
     settings = processing_args.settings(saved_settings(model_args.model_name_or_path)).resolve(processor)
     media_cache = processing_args.media_cache()
     splits, problems, score_range = prepare_data(data_args, settings, media_cache, training_args, output_dir)

@@ -16,7 +16,7 @@ def saved_settings(model_name_or_path) -> ProcessingSettings | None:
     return None
 
 
-def resolve_settings(processing_args, model_name_or_path=None):
+def resolve_settings(processing_args, model_name_or_path=None, trust_remote_code: bool = False):
     """-> (settings, processor): `processing_args`' flags over the model's saved settings (the official ones for an
     original checkpoint), resolved for its processor. Without a model: the default backbone's official values, no
     processor."""
@@ -24,8 +24,8 @@ def resolve_settings(processing_args, model_name_or_path=None):
         spec = get_backbone(DEFAULT_BACKBONE)
         return processing_args.settings().resolve_for(image_factor=spec.image_factor,
                                                       extractor_seconds=spec.extractor_seconds), None
-    from transformers import AutoProcessor
+    from .model_loading import load_processor  # the package's processor classes, no code from the folder
 
-    processor = AutoProcessor.from_pretrained(model_name_or_path, trust_remote_code=True)
+    processor = load_processor(model_name_or_path, trust_remote_code=trust_remote_code)
     base = saved_settings(model_name_or_path) or ProcessingSettings()
     return processing_args.settings(base).resolve(processor), processor

@@ -85,8 +85,10 @@ def space_model() -> str:
     return bundled if os.path.isdir(bundled) else model
 
 
-def build_app(model_dir: str) -> gr.Blocks:
-    sentiment = pipeline("omni-sentiment-regression", model=model_dir, trust_remote_code=True)
+def build_app(model_dir: str, sentiment=None) -> gr.Blocks:
+    """The page of `model_dir`, scoring with `sentiment` (default: the folder's own pipeline, its code trusted)."""
+    if sentiment is None:
+        sentiment = pipeline("omni-sentiment-regression", model=model_dir, trust_remote_code=True)
     score_range = tuple(sentiment.encoder.score_range)
     media_duration = sys.modules[type(sentiment).__module__].media_duration  # the model folder's own code
 
@@ -106,6 +108,10 @@ def build_app(model_dir: str) -> gr.Blocks:
                     path = local
                 result = sentiment(path, transcript=(transcript or "").strip() or None, explain=True)
                 timeline, message = None, f"Scored on {result['modalities'].replace('+', ', ')}."
+                if result.get("truncated"):  # the score covers the beginning only: say which part
+                    limit = sentiment.encoder.media_settings.max_audio_seconds
+                    message += (f" The score covers the first {limit:g} s of {media_duration(path):.0f} s"
+                                " (the model's limit); the timeline covers the whole upload.")
                 if sentiment.encoder.needs_media and media_duration(path) >= LONG_CLIP_SECONDS:
                     windows = sentiment(path, window=WINDOW_SECONDS, transcript=(transcript or "").strip() or None)
                     timeline = timeline_plot(windows["windows"], score_range)

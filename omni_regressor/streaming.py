@@ -6,18 +6,16 @@ sorted by length (low padding); results are released in input order, so an outpu
 inputs and a killed run keeps every finished row.
 
 Sharding: under `torchrun` / `accelerate launch` each rank takes every WORLD_SIZE-th input (`shard`), writes its own
-partial file, and rank 0 merges them into one output with every input once, in input order. The process group
+partial file, and rank 0 merges them into one output with every input once, in input order (the files:
+`omni_regressor.outputs.OutputFile`). The process group
 (gloo, also on GPU machines: it only carries barriers and small lists) is `distributed()`.
 """
 
-import json
 import os
-import uuid
 from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 
 import torch
 
@@ -168,37 +166,3 @@ def gather_rows(dist, rows: list) -> list | None:
     gathered = [None] * world_size if rank == 0 else None
     dist.gather_object(rows, gathered, dst=0)
     return [row for part in gathered for row in part] if rank == 0 else None
-
-
-def partial_path(output: Path, rank: int) -> Path:
-    """A new file for this rank's rows: `<output>.partial-<rank>-<run id>.jsonl` (a rerun never appends to an old one)."""
-    return output.with_name(f"{output.name}.partial-{rank}-{uuid.uuid4().hex[:12]}.jsonl")
-
-
-def partial_files(output: Path) -> list[Path]:
-    return sorted(output.parent.glob(f"{output.name}.partial-*.jsonl"))
-
-
-def complete_lines(path: Path) -> list[str]:
-    """The file's complete lines; a last line without its newline (a kill during a write) is left out."""
-    if not path.is_file():
-        return []
-    data = path.read_bytes()
-    # split on "\n" only: `str.splitlines` would also split inside a row at U+2028 and other separators
-    return [line.rstrip("\r") for line in data[: data.rfind(b"\n") + 1].decode("utf-8").split("\n")[:-1]]
-
-
-def cut_incomplete_line(path: Path) -> None:
-    """Removes a last line without its newline, so that appended rows start on a line of their own."""
-    if not path.is_file():
-        return
-    data = path.read_bytes()
-    end = data.rfind(b"\n") + 1
-    if end < len(data):
-        with open(path, "r+b") as file:
-            file.truncate(end)
-
-
-def read_partial_rows(output: Path) -> list[dict]:
-    """The rows of every partial file of `output`, file by file."""
-    return [json.loads(line) for path in partial_files(output) for line in complete_lines(path) if line.strip()]

@@ -121,3 +121,19 @@ def ray_cluster():
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def tiny_regressor_dir(tiny_backbone_dir, tmp_path_factory) -> Path:
+    """A complete regressor folder without training (tiny backbone + a fresh head), as an export writes it (code
+    files and processor included): for tests of loading and of the output rows, not of scores' quality."""
+    import shutil
+
+    from modeling_omni_regressor import Qwen2_5OmniForSentimentRegression
+
+    folder = tmp_path_factory.mktemp("tiny-regressor") / "model"
+    Qwen2_5OmniForSentimentRegression.from_pretrained(tiny_backbone_dir).save_pretrained(folder)
+    for name in ("tokenizer.json", "tokenizer_config.json", "processor_config.json", "chat_template.jinja"):
+        if (tiny_backbone_dir / name).is_file():
+            shutil.copyfile(tiny_backbone_dir / name, folder / name)
+    return folder

@@ -317,6 +317,73 @@ def non_ascii_name_clip(folder):
     return write_mp4(Path(folder) / NON_ASCII_CLIP_NAME, _grey_frames(8, 32, 32), 8, _tone(1.0), SAMPLE_RATE)
 
 
+def non_finite_float_wav(path, seconds: float = 1.0):
+    """A 32-bit float PCM WAV (`pcm_f32le`, which keeps NaN and infinity) of a tone with one NaN sample."""
+    samples = _tone(seconds).astype(np.float32)
+    samples[len(samples) // 2] = np.nan
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("pcm_f32le", rate=SAMPLE_RATE)
+        stream.layout = "mono"
+        frame = av.AudioFrame.from_ndarray(samples[None], format="flt", layout="mono")
+        frame.sample_rate = SAMPLE_RATE
+        for packet in [*stream.encode(frame), *stream.encode(None)]:
+            container.mux(packet)
+    return path
+
+
+def write_container(path, container_format: str, video_seconds: float, audio_tracks, default_audio: int | None = None,
+                    video_codec: str = "libx264", audio_codec: str = "aac", audio_rate: int = SAMPLE_RATE):
+    """A file in `container_format` (e.g. "matroska", "webm") with 32x32 video at 8 fps for `video_seconds` and one
+    audio track per float32 waveform in `audio_tracks`; `default_audio` marks that track (index among the audio
+    tracks) as the default one (disposition), the others not."""
+    from av.stream import Disposition
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), "w", format=container_format) as container:
+        video = container.add_stream(video_codec, rate=8)
+        video.width = video.height = 32
+        video.pix_fmt = "yuv420p"
+        audios = []
+        for number in range(len(audio_tracks)):
+            audio = container.add_stream(audio_codec, rate=audio_rate)
+            audio.layout = "mono"
+            if default_audio is not None:
+                audio.disposition = Disposition.default if number == default_audio else Disposition(0)
+            audios.append(audio)
+        for frame in _grey_frames(int(round(video_seconds * 8)), 32, 32):
+            for packet in video.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+        for packet in video.encode(None):
+            container.mux(packet)
+        for audio, samples in zip(audios, audio_tracks):
+            frame_samples = audio.codec_context.frame_size or 1024
+            for start in range(0, len(samples), frame_samples):
+                frame = av.AudioFrame.from_ndarray(np.asarray(samples[start : start + frame_samples], np.float32)[None],
+                                                   format="flt", layout="mono")
+                frame.sample_rate, frame.pts = audio_rate, start
+                for packet in audio.encode(frame):
+                    container.mux(packet)
+            for packet in audio.encode(None):
+                container.mux(packet)
+    return path
+
+
+def mkv_with_short_audio(path, container_format: str = "matroska"):
+    """2 s of video and 1 s of audio in Matroska (or WebM: VP9 + Opus): no per-stream duration field, only tags."""
+    if container_format == "webm":
+        return write_container(path, "webm", 2.0, [_tone(1.0, sample_rate=48000)], video_codec="libvpx-vp9",
+                               audio_codec="libopus", audio_rate=48000)
+    return write_container(path, container_format, 2.0, [_tone(1.0)])
+
+
+def second_audio_track_default_clip(path):
+    """Two audio tracks in Matroska: the first silent, the second (a tone) marked default."""
+    return write_container(path, "matroska", 1.0, [np.zeros(SAMPLE_RATE, np.float32), _tone(1.0)], default_audio=1)
+
+
 def normal_clip(path):
     """A plain valid 1 s clip (32x32, 8 fps, tone): the control case."""
     return write_mp4(path, _grey_frames(8, 32, 32), 8, _tone(1.0), SAMPLE_RATE)

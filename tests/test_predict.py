@@ -63,7 +63,7 @@ def test_cli_scores_a_folder_and_names_the_corrupt_file_with_exit_status_1(train
     assert [Path(row["path"]).relative_to(clip_folder).as_posix() for row in rows] == [
         "a.mp4", "b.mp4", "broken.mp4", "sub/c.mp4"
     ]
-    assert list(rows[0]) == ["path", "video_id", "clip_id", "score", "label_bucket", "acc2", "modalities", "error"]
+    assert list(rows[0]) == ["path", "video_id", "clip_id", "score", "label_bucket", "acc2", "modalities", "error", "truncated"]
     assert [(row["video_id"], row["clip_id"]) for row in rows] == [("clips", "a"), ("clips", "b"), ("clips", "broken"), ("sub", "c")]
     good = [row for row in rows if not row["path"].endswith("broken.mp4")]
     for row in good:

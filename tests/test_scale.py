@@ -141,7 +141,7 @@ def test_two_rank_torchrun_predict_gives_one_output_equal_to_one_rank(trained_ex
                           "--no_progress", *scoring_flags()))
     assert result.returncode == 0, result.stderr[-3000:]
     assert_same_rows(read_jsonl(output), reference)
-    assert sorted(path.name for path in tmp_path.iterdir()) == ["scores.jsonl"], "partial files were left behind"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["scores.jsonl", "scores.jsonl.lock", "scores.jsonl.provenance.json"], "partial files were left behind"
 
 
 def test_a_failed_rank_fails_the_launch_and_resume_scores_only_what_is_missing(trained_export, clip_folder, reference,
@@ -168,7 +168,7 @@ def test_a_failed_rank_fails_the_launch_and_resume_scores_only_what_is_missing(t
     assert f"{remaining} of {remaining} clips scored now, 0 failed; {NUM_CLIPS} rows in the output." in resumed.stderr
     rows = read_rows(output)
     assert_same_rows([{**row, "score": float(row["score"])} for row in rows], reference)
-    assert sorted(path.name for path in tmp_path.iterdir()) == ["scores.csv"], "partial files were left behind"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["scores.csv", "scores.csv.lock", "scores.csv.provenance.json"], "partial files were left behind"
 
 
 def test_two_rank_torchrun_evaluate_gives_the_metrics_of_one_process(trained_export, demo_dataset_dir, tmp_path):
@@ -234,11 +234,15 @@ def test_leftover_partial_files_are_refused_without_resume_or_overwrite(trained_
 
 def test_resume_refuses_an_output_with_rows_of_other_inputs(trained_export, clip_folder, tmp_path, capsys):
     output = tmp_path / "scores.jsonl"
-    output.write_text(json.dumps({"path": "elsewhere/clip.mp4", "score": 0.1}) + "\n")
+    elsewhere = tmp_path / "elsewhere" / "clip.mp4"
+    elsewhere.parent.mkdir()
+    shutil.copyfile(next(clip_folder.iterdir()), elsewhere)
+    assert predict_main(["--model", str(trained_export), str(elsewhere), "--output", str(output), "--no_progress"]) == 0
+    capsys.readouterr()
     status = predict_main(["--model", str(trained_export), str(clip_folder), "--output", str(output), "--resume",
                            "--no_progress"])
     assert status == 2
-    assert "1 rows for inputs not given now (first: elsewhere/clip.mp4)" in capsys.readouterr().err
+    assert f"1 rows for inputs not given now (first: {elsewhere})" in capsys.readouterr().err
 
 
 def test_input_workers_decoding_the_same_clip_leave_one_whole_cache_entry(trained_export, demo_dataset_dir, tmp_path):

@@ -21,6 +21,8 @@ PROBLEM_REASONS = (
     "no_video_stream",
     "too_short_video",
     "too_short_audio",
+    "non_finite_audio",
+    "non_finite_score",
     "empty_transcript",
     "missing_label",
     "nan_label",
