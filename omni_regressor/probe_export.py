@@ -36,7 +36,8 @@ def export_probe(model_name_or_path, probe: dict, best: dict, metadata: dict, sc
     """The base (or trained regressor) with only the readout layer's decoder layers, the probe's pooling and its ridge
     weights as a linear head (labels in their own units: `label_mean` 0, `label_std` 1), saved in the export dtype with
     the Hub code, the processor and the processing settings the features were computed with."""
-    from transformers import AutoProcessor
+    from .export import public_base_name
+    from .model_loading import load_processor
 
     num_layers = num_decoder_layers(model_name_or_path)  # the backbone's, whatever a trained regressor kept of them
     readout = {
@@ -52,11 +53,13 @@ def export_probe(model_name_or_path, probe: dict, best: dict, metadata: dict, sc
         model.head.out_proj.weight.copy_(torch.as_tensor(probe["weight"], dtype=dtype)[None, :])  # (1, hidden)
         model.head.out_proj.bias.fill_(probe["bias"])
     model.config.dtype = dtype
+    model.config.base_model_name_or_path = public_base_name(model_name_or_path)  # no path of this machine
     export_dir = Path(export_dir)
     model.save_pretrained(export_dir)
+    load_processor(model_name_or_path).save_pretrained(export_dir)  # before the Hub code, which registers it
     install_hub_code(export_dir, type(model).__name__)
-    AutoProcessor.from_pretrained(model_name_or_path, trust_remote_code=True).save_pretrained(export_dir)
-    (export_dir / "README.md").write_text(CARD.format(model=model_name_or_path, dataset=dataset_dir, **best), encoding="utf-8")
+    card = CARD.format(model=public_base_name(model_name_or_path), dataset=Path(dataset_dir).resolve().name, **best)
+    (export_dir / "README.md").write_text(card, encoding="utf-8")
     return export_dir
 
 
