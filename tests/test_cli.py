@@ -46,6 +46,12 @@ PUBLISHED_INTERFACES = [
     "tiny-backbone --output_dir D --backbone qwen3-omni --tokenizer qwen",
     "demo-data --output_dir D",
     "demo --output_dir D",
+    "predict --model M --engine ray --ray_address A --num_scorers 2 --scorer_gpus 1 --decode_cpus 1 --trust_remote_code",
+    "evaluate --model M --dataset_dir D --output_dir O --engine ray --num_scorers 2 --trust_remote_code",
+    "probe --model M --dataset_dir D --output_dir O --poolings last,mean --layers all --export_best --overwrite "
+    "--quantization 4bit --modalities T+A+V --max_pixels 1",
+    "space --model M --output_dir S --model_id USER/NAME",
+    "train --model_name_or_path M --dataset_dir D --output_dir O --pooling mean --readout_layer 1 --base_model_id U/N",
 ]
 
 
