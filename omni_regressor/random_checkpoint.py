@@ -16,13 +16,12 @@ SHARD_BYTES = 2 * 2**30
 
 
 def random_tensor(name: str, like: torch.Tensor, generator: torch.Generator, std: float) -> torch.Tensor:
-    if not like.dtype.is_floating_point:
-        return torch.zeros(like.shape, dtype=like.dtype)
-    if name.endswith("bias"):
+    """Drawn on the generator's device (a GPU draws a 7B model in seconds), returned on the CPU."""
+    if not like.dtype.is_floating_point or name.endswith("bias"):
         return torch.zeros(like.shape, dtype=like.dtype)
     if like.ndim == 1:
         return torch.ones(like.shape, dtype=like.dtype)
-    return torch.empty(like.shape, dtype=like.dtype).normal_(0.0, std, generator=generator)
+    return torch.empty(like.shape, dtype=like.dtype, device=generator.device).normal_(0.0, std, generator=generator).cpu()
 
 
 def write_random_weights(model: torch.nn.Module, output_dir, seed: int = 0, shard_bytes: int = SHARD_BYTES) -> Path:
@@ -31,7 +30,7 @@ def write_random_weights(model: torch.nn.Module, output_dir, seed: int = 0, shar
     output_dir.mkdir(parents=True, exist_ok=True)
     model.config.save_pretrained(output_dir)
     std = float(getattr(model.config, "initializer_range", None) or 0.02)
-    generator = torch.Generator().manual_seed(seed)
+    generator = torch.Generator("cuda" if torch.cuda.is_available() else "cpu").manual_seed(seed)
     state = model.state_dict()
     shards: list[list[str]] = [[]]
     size = 0
