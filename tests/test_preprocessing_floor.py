@@ -6,9 +6,11 @@ from unittest import mock
 import numpy as np
 import pytest
 import torch
+from transformers import AutoProcessor, Qwen2VLVideoProcessor
 
 import processing_omni_regressor
 from omni_regressor.media import write_clip
+from omni_regressor.tiny_backbone import build_processor
 from processing_omni_regressor import ClipEncoder, DecodedClip, ProcessingSettings, decode_clip, frame_size
 
 
@@ -28,24 +30,35 @@ def official_encoder(tiny_processor):
     return ClipEncoder(tiny_processor, ProcessingSettings(modalities=("text", "audio", "video")))
 
 
-def test_frames_sized_at_decode_skip_the_processors_resize_with_identical_tensors(official_encoder, wide_clip):
-    clip = official_encoder.decode(wide_clip)
-    assert clip.frames.shape == (4, 364, 644, 3)
-    video_processor_class = type(official_encoder.processor.video_processor)
+@pytest.mark.parametrize("backbone, frame_shape, grid", [("qwen2.5-omni", (4, 364, 644, 3), [2, 26, 46]),
+                                                       ("qwen3-omni", (4, 352, 640, 3), [2, 22, 40])])
+def test_frames_sized_at_decode_skip_the_processors_copies_with_identical_tensors(wide_clip, backbone, frame_shape, grid):
+    encoder = ClipEncoder(build_processor(backbone, "small"), ProcessingSettings())
+    clip = encoder.decode(wide_clip)
+    assert clip.frames.shape == frame_shape
+    video_processor_class = type(encoder.processor.video_processor)
     with mock.patch.object(video_processor_class, "resize", autospec=True,
-                           side_effect=video_processor_class.resize) as resize:
-        skipped = official_encoder.encode("a fine film", clip)
-        assert resize.call_count == 0
+                           side_effect=video_processor_class.resize) as resize, \
+         mock.patch.object(video_processor_class, "__call__", autospec=True,
+                           side_effect=video_processor_class.__call__) as video_processor_call:
+        short_path = encoder.encode("a fine film", clip)
+        assert (resize.call_count, video_processor_call.call_count) == (0, 0)
         with mock.patch.object(ClipEncoder, "frames_have_final_size", return_value=False):
-            resized = official_encoder.encode("a fine film", clip)  # the path before: the processor resizes
-        assert resize.call_count == 1
-    assert skipped.keys() == resized.keys()
-    for key, value in resized.items():
+            processor_path = encoder.encode("a fine film", clip)  # the path before: the processor does it all
+        assert (resize.call_count, video_processor_call.call_count) == (1, 1)
+    assert short_path.keys() == processor_path.keys()
+    for key, value in processor_path.items():
         if isinstance(value, torch.Tensor):
-            assert torch.equal(skipped[key], value), key
+            assert value.dtype == short_path[key].dtype and torch.equal(short_path[key], value), key
         else:
-            assert skipped[key] == value, key
-    assert skipped["video_grid_thw"].tolist() == [[2, 26, 46]]
+            assert short_path[key] == value, key
+    assert short_path["video_grid_thw"].tolist() == [grid]
+
+
+def test_the_saved_processor_is_the_original_one(official_encoder, tmp_path):
+    official_encoder.save_pretrained(tmp_path)
+    assert type(official_encoder.processor.video_processor) is Qwen2VLVideoProcessor
+    assert type(AutoProcessor.from_pretrained(tmp_path).video_processor) is Qwen2VLVideoProcessor
 
 
 def test_frames_of_another_size_are_still_resized_by_the_processor(official_encoder):
