@@ -14,7 +14,10 @@ interleaved (a burst of load from other processes hits every arm alike):
 - `package_decode`: `decode_clip` alone (decoding + the one colour conversion/resize of the kept frames).
 
 Prints one JSON line per clip (milliseconds, ratios, video/audio tokens and audio samples of each arm) and a summary
-line with the load average before and after. Needs `torchcodec` and FFmpeg (`pip install "omni-regressor[bench]"`;
+line with the load average before and after. On a shared machine, small torch ops with two intra-op threads wait for
+a descheduled thread: `--torch_threads 1` (what a DataLoader worker runs with) gives steadier numbers for both paths.
+
+Needs `torchcodec` and FFmpeg (`pip install "omni-regressor[bench]"`;
 torchcodec loads FFmpeg's shared libraries, and qwen-omni-utils' audio reader runs the `ffmpeg` program, e.g.
 `apt-get install ffmpeg`). The package itself needs neither.
 """
@@ -166,10 +169,16 @@ def main(argv=None) -> int:
     parser.add_argument("--seconds", type=float, nargs="+", default=[4.0, 8.0, 30.0], help="clip lengths")
     parser.add_argument("--sizes", nargs="+", default=["640x360", "1280x720"], help="WIDTHxHEIGHT of the clips")
     parser.add_argument("--rounds", type=int, default=5, help="interleaved timing rounds (the median is reported)")
+    parser.add_argument("--torch_threads", type=int, default=None,
+                        help="torch intra-op threads for every arm (default: torch's; DataLoader workers use 1)")
     args = parser.parse_args(argv)
     missing = missing_requirements()
     if missing:
         raise SystemExit("official_preprocessing: the official path cannot run here; missing: " + "; ".join(missing))
+    import torch
+
+    if args.torch_threads:
+        torch.set_num_threads(args.torch_threads)
     os.environ.setdefault("FORCE_QWENVL_VIDEO_READER", "torchcodec")  # read when qwen_omni_utils is imported
     warnings.filterwarnings("ignore", category=FutureWarning)  # librosa's audioread deprecation, once per clip
     from ..tiny_backbone import build_processor
@@ -192,6 +201,7 @@ def main(argv=None) -> int:
         "load_average_before": [round(value, 2) for value in load_before],
         "load_average_after": [round(value, 2) for value in os.getloadavg()],
         "rounds": args.rounds,
+        "torch_threads": torch.get_num_threads(),
         "official_over_package": {result["clip"]: result["official_over_package"] for result in results},
     })
     return 0
