@@ -26,6 +26,7 @@ def test_text_only_rehearsal_splits_memory_frees_the_model_and_leaves_no_folder(
                            "--output", str(output)]) == 0
     report = json.loads(output.read_text())
     assert not workdir.exists() and report["workdir"] is None
+    assert report["inference_model_freed"] is True
     assert report["discriminative_lm_head_calls"] == 0
     assert report["discriminative_all_hidden_states_requests"] == 0
     phases = report["memory_phases_mb"]

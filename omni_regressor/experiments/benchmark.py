@@ -34,6 +34,7 @@ import statistics
 import sys
 import tempfile
 import time
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -276,8 +277,10 @@ def benchmark_in(workdir: Path, args: BenchmarkArguments, processing: Processing
     report["generative_over_discriminative_latency"] = report["generative_ms_per_clip"] / report["discriminative_ms_per_clip"]
     report["batch8_over_batch1_throughput"] = report["batch8_clips_per_second"] / report["batch1_clips_per_second"]
     if args.train_step:
+        thinker_alive = weakref.ref(thinker)
         del regressor, thinker, discriminative, generative_one_by_one, generative_prefill_one_by_one, probe
         gc.collect()
+        report["inference_model_freed"] = thinker_alive() is None  # before the training model loads
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
         report["after_freeing_inference_model_mb"] = current_mb()
