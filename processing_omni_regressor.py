@@ -792,6 +792,7 @@ class _FramePatcher:
             and processor.do_rescale and processor.do_normalize
             and isinstance(videos, list) and len(videos) == 1 and isinstance(videos[0], np.ndarray)
             and videos[0].dtype == np.uint8 and videos[0].ndim == 4 and videos[0].shape[-1] == 3
+            and videos[0].flags.c_contiguous
             and videos[0].shape[0] % processor.temporal_patch_size == 0
             and videos[0].shape[1] % factor == 0 and videos[0].shape[2] % factor == 0
         )

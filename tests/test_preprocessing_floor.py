@@ -98,3 +98,13 @@ def test_official_preprocessing_benchmark_names_what_is_missing(monkeypatch, cap
     with pytest.raises(SystemExit) as raised:
         official_preprocessing.main(["--seconds", "1", "--sizes", "64x64"])
     assert "torchcodec" in str(raised.value) and "omni-regressor[bench]" in str(raised.value)
+
+
+def test_frames_the_short_path_cannot_take_go_to_the_processor(official_encoder):
+    frames = np.random.default_rng(1).integers(0, 255, size=(4, 644, 364, 3), dtype=np.uint8).transpose(0, 2, 1, 3)
+    assert not frames.flags.c_contiguous and official_encoder.frames_have_final_size(frames)
+    clip = DecodedClip(frames=frames, fps=2.0, audio=None, duration=2.0)
+    encoded = official_encoder.encode("a fine film", clip, ("text", "video"))
+    reference = official_encoder.processor.video_processor([np.ascontiguousarray(frames)], do_resize=False,
+                                                           return_tensors="pt")
+    assert torch.equal(encoded["pixel_values_videos"], reference["pixel_values_videos"])
