@@ -98,3 +98,26 @@ def test_phase_memory_tells_allocated_pages_from_file_backed_ones(tmp_path):
     assert peaks["allocate"]["anon_mb"] >= peaks["idle"]["anon_mb"] + 90
     assert peaks["map_file"]["file_mb"] >= peaks["idle"]["file_mb"] + 40
     assert peaks["map_file"]["anon_mb"] < peaks["allocate"]["anon_mb"] + 40
+
+
+def test_a_terminated_run_still_removes_its_working_folder(tmp_path, monkeypatch):
+    import os
+    import signal
+    import time
+
+    import pytest
+
+    workdir = tmp_path / "terminated"
+    monkeypatch.setattr(benchmark, "tempfile", SimpleNamespace(mkdtemp=lambda prefix: str(workdir.mkdir() or workdir)))
+
+    def terminated(folder, args, processing):
+        (folder / "random-7b").mkdir()
+        os.kill(os.getpid(), signal.SIGTERM)  # what `timeout 900` sends
+        time.sleep(5)
+
+    monkeypatch.setattr(benchmark, "benchmark_in", terminated)
+    handler_before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(SystemExit):
+        benchmark.run_benchmark(benchmark.BenchmarkArguments(random_weights=True), benchmark.ProcessingArguments())
+    assert not workdir.exists()
+    assert signal.getsignal(signal.SIGTERM) is handler_before

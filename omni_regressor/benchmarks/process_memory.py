@@ -14,7 +14,9 @@
     meter.peaks["train_step"]  # {"anon_mb": ..., "file_mb": ..., "rss_hwm_mb": ..., ...}
 """
 
+import json
 import threading
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -50,8 +52,9 @@ def reset_rss_peak() -> bool:
 class PhaseMemory:
     """Named phases, each with its peaks (MB). A sampling thread runs only inside a phase."""
 
-    def __init__(self, interval_seconds: float = 0.02):
+    def __init__(self, interval_seconds: float = 0.02, log=None):
         self.interval_seconds = interval_seconds
+        self.log = log  # a text stream: one JSON line per finished phase (what a run cut short has measured)
         self.peaks: dict[str, dict] = {}
 
     @contextmanager
@@ -67,6 +70,7 @@ class PhaseMemory:
                 if stop.wait(self.interval_seconds):
                     return
 
+        started = time.perf_counter()
         hwm_reset = reset_rss_peak()
         if torch.cuda.is_available():
             torch.cuda.synchronize()
@@ -89,7 +93,10 @@ class PhaseMemory:
                 "rss_hwm_mb": round(status.get("VmHWM", 0) / 2**20, 1) if hwm_reset else None,
                 "cuda_max_allocated_mb": (round(torch.cuda.max_memory_allocated() / 2**20, 1)
                                           if torch.cuda.is_available() else None),
+                "seconds": round(time.perf_counter() - started, 1),
             }
+            if self.log is not None:
+                print(json.dumps({"phase": name, **self.peaks[name]}), file=self.log, flush=True)
 
 
 def current_mb() -> dict:
