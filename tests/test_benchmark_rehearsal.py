@@ -4,6 +4,7 @@ training step, nothing left behind, interleaved timing, and a discriminative pas
 import json
 import mmap
 from types import SimpleNamespace
+from unittest import mock
 
 import numpy as np
 import torch
@@ -27,6 +28,7 @@ def test_text_only_rehearsal_splits_memory_frees_the_model_and_leaves_no_folder(
     report = json.loads(output.read_text())
     assert not workdir.exists() and report["workdir"] is None
     assert report["inference_model_freed"] is True
+    assert report["train_model"] == "built on the loaded 4-bit backbone"  # the random checkpoint is saved in 4 bits
     assert report["discriminative_lm_head_calls"] == 0
     assert report["discriminative_all_hidden_states_requests"] == 0
     phases = report["memory_phases_mb"]
@@ -121,3 +123,20 @@ def test_a_terminated_run_still_removes_its_working_folder(tmp_path, monkeypatch
         benchmark.run_benchmark(benchmark.BenchmarkArguments(random_weights=True), benchmark.ProcessingArguments())
     assert not workdir.exists()
     assert signal.getsignal(signal.SIGTERM) is handler_before
+
+
+def test_a_prequantized_random_checkpoint_loads_4bit_layers_without_quantising(tmp_path):
+    import bitsandbytes as bnb
+
+    from omni_regressor.model_setup import load_kwargs_for
+
+    source = write_random_thinker("tiny", tmp_path / "prequantized", prequantized=True)
+    backbone = backbone_of(source)
+    with mock.patch.object(bnb.functional, "quantize_4bit", side_effect=AssertionError("quantised at load")):
+        model, info = backbone.generative_class.from_pretrained(
+            source, output_loading_info=True, **load_kwargs_for("4bit", backbone.generative_skip_modules()))
+    assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"]
+    layers = model.model.language_model.layers
+    assert len(layers) == model.config.text_config.num_hidden_layers == 2
+    assert all(isinstance(layer.mlp.up_proj, bnb.nn.Linear4bit) for layer in layers)
+    assert not (tmp_path / ".prequantized-one-layer").exists()

@@ -214,7 +214,9 @@ def benchmark_in(workdir: Path, args: BenchmarkArguments, processing: Processing
     if args.random_weights:
         from ..tiny_backbone import write_random_thinker
 
-        source = write_random_thinker(args.arch, workdir / f"random-{args.arch}")
+        # 4-bit: the language model's layers are written already quantised (no minutes of CPU quantisation at load).
+        source = write_random_thinker(args.arch, workdir / f"random-{args.arch}",
+                                      prequantized=args.quantization == "4bit")
     else:
         source = args.model_name_or_path
     checkpoint_seconds = time.perf_counter() - started
@@ -301,14 +303,21 @@ def benchmark_in(workdir: Path, args: BenchmarkArguments, processing: Processing
     report["generative_over_discriminative_latency"] = report["generative_ms_per_clip"] / report["discriminative_ms_per_clip"]
     report["batch8_over_batch1_throughput"] = report["batch8_clips_per_second"] / report["batch1_clips_per_second"]
     if args.train_step:
+        # A checkpoint saved already quantised loads through the generative class only: the training model is then
+        # built on the loaded backbone (the same 4-bit modules a load gives), with the LM head and the generative
+        # wrapper freed first. Any other checkpoint is loaded again, after the inference model is freed.
+        reuse_backbone = getattr(thinker.config, "quantization_config", None) is not None and args.random_weights
+        backbone_model = thinker.model if reuse_backbone else None
         thinker_alive = weakref.ref(thinker)
         del regressor, thinker, discriminative, generative_one_by_one, generative_prefill_one_by_one, probe
         gc.collect()
-        report["inference_model_freed"] = thinker_alive() is None  # before the training model loads
+        report["inference_model_freed"] = thinker_alive() is None  # before the training model exists
+        report["train_model"] = "built on the loaded 4-bit backbone" if reuse_backbone else "loaded again"
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
         report["after_freeing_inference_model_mb"] = current_mb()
-        train_step_peak_memory(source, backbone, args, encoded, encoder, memory)
+        train_step_peak_memory(source, backbone, args, encoded, encoder, memory, backbone_model)
+        del backbone_model
         report["qlora_train_step_peak_memory_mb"] = peak_figure(memory.peaks["train_step"])
     report["memory_phases_mb"] = peaks
     return report
@@ -322,13 +331,27 @@ def peak_figure(phase_peaks: dict) -> float:
 
 
 def train_step_peak_memory(source, backbone, args: BenchmarkArguments, encoded: list[dict], encoder: ClipEncoder,
-                           memory) -> None:
+                           memory, backbone_model=None) -> None:
     """One QLoRA step (forward, backward, AdamW) at batch 1 with the paper preset, in `memory`'s "train_step" phase
-    (and its load in "train_load")."""
+    (and its load in "train_load"): `load_regressor_for_training`, or the same preparation (LoRA, a full-precision
+    head, checkpointing) of `backbone_model`, an already loaded Thinker backbone."""
+    from ..model_setup import lora_config_for, prepare_for_training
     from ..readouts.discriminative import load_regressor_for_training
 
     with memory.phase("train_load"):
-        model = load_regressor_for_training(str(source), backbone, quantization=args.quantization).train()
+        if backbone_model is None:
+            model = load_regressor_for_training(str(source), backbone, quantization=args.quantization).train()
+        else:
+            config = OmniRegressorConfig(thinker_config=backbone_model.config)
+            with torch.device("meta"):
+                regressor = backbone.regressor_class(config)
+            regressor.thinker = backbone_model
+            regressor.head = OmniRegressionHead(config.thinker_config.text_config.hidden_size, config.head_hidden_size,
+                                                config.head_dropout)
+            lora_config = lora_config_for(backbone, "paper", modules_to_save=["head"])
+            model = prepare_for_training(regressor, quantized=args.quantization != "none", lora_config=lora_config,
+                                         gradient_checkpointing=True, fp32_modules=["head"]).train()
+            del regressor
     optimizer = torch.optim.AdamW([parameter for parameter in model.parameters() if parameter.requires_grad], lr=2e-4)
     device = next(parameter for parameter in model.parameters() if parameter.requires_grad).device
     batch = encoder.collate(encoded[:1], labels=[1.0])
