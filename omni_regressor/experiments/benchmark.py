@@ -16,16 +16,20 @@ load from other processes hits every arm alike) and the median is reported — `
 timed call of each.
 
 `--arch 7b --random_weights` (or `qwen3-omni-30b-a3b`) writes a Thinker of that shape with random weights (no
-download; tensor by tensor, never the whole model in memory) into a working folder that is removed at the end
-(`--keep_workdir` keeps it), and runs the same loading code as a real checkpoint. `--device cpu` runs on the CPU
-even where a GPU is present (it hides the GPUs from this process; pass it before anything uses CUDA). Processing
-flags are those of every command (official values by default).
+download; tensor by tensor, never the whole model in memory) into a working folder that is removed at the end, also
+when the run is terminated (`--keep_workdir` keeps it). With `--quantization 4bit` the language model's layers are
+saved already quantised (one layer quantised by the package's 4-bit loader, repeated): the load then reads the same
+`Linear4bit` modules instead of spending minutes of CPU quantising 7 billion random values, and the training step's
+model is built on that loaded backbone after the LM head and the generative wrapper are freed. `--device cpu` runs
+on the CPU even where a GPU is present (it hides the GPUs from this process; pass it before anything uses CUDA).
+Processing flags are those of every command (official values by default).
 
     omni-regressor benchmark --arch tiny --random_weights --num_clips 8
     omni-regressor benchmark --arch 7b --random_weights --quantization 4bit --modalities text --num_clips 1 \
         --repeats 1 --answer_tokens 2 --train_step true --device cpu     # CPU rehearsal: ~7 min, ~18 GB free RAM
     omni-regressor benchmark --arch 7b --random_weights --quantization 4bit --train_step true   # on a GPU
 """
+
 import gc
 import json
 import os
