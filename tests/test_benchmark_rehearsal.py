@@ -36,6 +36,7 @@ def test_text_only_rehearsal_splits_memory_frees_the_model_and_leaves_no_folder(
     for peaks in phases.values():
         assert peaks["anon_mb"] > 0 and peaks["file_mb"] > 0
     assert report["qlora_train_step_peak_memory_mb"] == phases["train_step"]["anon_mb"]
+    assert 0 < report["inference_weights_mb"] and 0 < report["train_model_weights_mb"]
     assert report["peak_memory_mb"]["kind"] == "process_anonymous_rss_peak"
 
 
@@ -76,6 +77,9 @@ def test_a_streamed_random_checkpoint_loads_every_weight(tmp_path):
     backbone = backbone_of(source)
     model, info = backbone.generative_class.from_pretrained(source, output_loading_info=True)
     assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"]
+    _, regressor_info = backbone.regressor_class.from_pretrained(source, output_loading_info=True)  # released layout
+    assert not regressor_info["unexpected_keys"]
+    assert all(key.startswith("head.") for key in regressor_info["missing_keys"])
     encoder = ClipEncoder(AutoProcessor.from_pretrained(source), ProcessingSettings(modalities=("text",)))
     with torch.no_grad():
         logits = model(**model_inputs(encoder.collate([encoder.encode("a fine film", None)]))).logits

@@ -103,3 +103,19 @@ def current_mb() -> dict:
     """Anonymous and file-backed resident memory now (MB)."""
     status = read_status()
     return {"anon_mb": round(status.get("RssAnon", 0) / 2**20, 1), "file_mb": round(status.get("RssFile", 0) / 2**20, 1)}
+
+
+def tensor_bytes(model: torch.nn.Module) -> int:
+    """Bytes of a model's parameters and buffers, 4-bit quant states included: what it holds wherever those pages
+    live (a checkpoint loaded by memory-mapping keeps its tensors file-backed: `RssFile`, not `RssAnon`)."""
+    seen, total = set(), 0
+    for tensor in [*model.parameters(), *model.buffers()]:
+        if tensor.data_ptr() in seen:
+            continue
+        seen.add(tensor.data_ptr())
+        total += tensor.numel() * tensor.element_size()
+        quant_state = getattr(tensor, "quant_state", None)
+        for extra in (quant_state.as_dict(packed=False).values() if quant_state is not None else ()):
+            if isinstance(extra, torch.Tensor):
+                total += extra.numel() * extra.element_size()
+    return total

@@ -211,7 +211,7 @@ def run_benchmark(args: BenchmarkArguments, processing: ProcessingArguments) -> 
 
 
 def benchmark_in(workdir: Path, args: BenchmarkArguments, processing: ProcessingArguments) -> dict:
-    from ..benchmarks.process_memory import PhaseMemory, current_mb
+    from ..benchmarks.process_memory import PhaseMemory, current_mb, tensor_bytes
 
     memory = PhaseMemory(log=sys.stderr)
     started = time.perf_counter()
@@ -227,6 +227,7 @@ def benchmark_in(workdir: Path, args: BenchmarkArguments, processing: Processing
     backbone = backbone_of(source)
     with memory.phase("inference_load"):
         thinker = load_thinker(str(source), backbone, args.quantization).eval()
+    weights_mb = round(tensor_bytes(thinker) / 2**20, 1)
     regressor = regressor_sharing_backbone(thinker, backbone)
     processor = AutoProcessor.from_pretrained(source)
     encoder = ClipEncoder(processor, processing.settings(ProcessingSettings()), media_cache=MediaCache(None))
@@ -296,6 +297,8 @@ def benchmark_in(workdir: Path, args: BenchmarkArguments, processing: Processing
         "discriminative_lm_head_calls": discriminative_lm_head_calls,
         "discriminative_all_hidden_states_requests": discriminative_hidden_state_requests,
         "random_checkpoint_seconds": round(checkpoint_seconds, 1) if args.random_weights else None,
+        # The Thinker's tensors: anonymous after a quantise-at-load, file-backed where the load memory-maps them.
+        "inference_weights_mb": weights_mb,
     }
     peaks = memory.peaks
     report["peak_memory_mb"] = {
@@ -320,7 +323,8 @@ def benchmark_in(workdir: Path, args: BenchmarkArguments, processing: Processing
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
         report["after_freeing_inference_model_mb"] = current_mb()
-        train_step_peak_memory(source, backbone, args, encoded, encoder, memory, backbone_model)
+        report["train_model_weights_mb"] = round(
+            train_step_peak_memory(source, backbone, args, encoded, encoder, memory, backbone_model) / 2**20, 1)
         del backbone_model
         report["qlora_train_step_peak_memory_mb"] = peak_figure(memory.peaks["train_step"])
     report["memory_phases_mb"] = peaks
@@ -335,10 +339,11 @@ def peak_figure(phase_peaks: dict) -> float:
 
 
 def train_step_peak_memory(source, backbone, args: BenchmarkArguments, encoded: list[dict], encoder: ClipEncoder,
-                           memory, backbone_model=None) -> None:
+                           memory, backbone_model=None) -> int:
     """One QLoRA step (forward, backward, AdamW) at batch 1 with the paper preset, in `memory`'s "train_step" phase
     (and its load in "train_load"): `load_regressor_for_training`, or the same preparation (LoRA, a full-precision
-    head, checkpointing) of `backbone_model`, an already loaded Thinker backbone."""
+    head, checkpointing) of `backbone_model`, an already loaded Thinker backbone. Returns the training model's tensor
+    bytes (LoRA and head included)."""
     from ..model_setup import lora_config_for, prepare_for_training
     from ..readouts.discriminative import load_regressor_for_training
 
@@ -362,8 +367,12 @@ def train_step_peak_memory(source, backbone, args: BenchmarkArguments, encoded: 
     with memory.phase("train_step"):
         model(**model_inputs(batch, device)).loss.backward()
         optimizer.step()
+    from ..benchmarks.process_memory import tensor_bytes
+
+    weights = tensor_bytes(model)
     del model, optimizer
     gc.collect()
+    return weights
 
 
 def main(argv=None) -> int:
