@@ -16,6 +16,7 @@ setup(
         "configuration_omni_regressor",
         "modeling_omni_regressor",
         "processing_omni_regressor",
+        "decoding_omni_regressor",
         "pipeline_omni_regressor",
     ],
     packages=[

