@@ -84,15 +84,17 @@ def expected_tensor_shapes(config) -> dict[str, tuple[int, ...]]:
 
 def check_complete_weights(folder, config) -> None:
     """Refuses, in one line, a folder whose weights are not exactly the tensors its config implies."""
-    from modeling_omni_regressor import CHECKPOINT_KEY_MAPPING
+    from modeling_omni_regressor import CHECKPOINT_KEY_MAPPING, REGRESSOR_CLASSES
 
     folder = Path(folder)
     stored = stored_tensor_shapes(folder)
     if stored is None:
         return  # no safetensors (a .bin checkpoint): transformers' own loading reports it
+    regressor_class = REGRESSOR_CLASSES.get(config.thinker_config.model_type)
+    key_mapping = getattr(regressor_class, "checkpoint_key_mapping", CHECKPOINT_KEY_MAPPING)  # the class's own layout
     mapped = {}
     for key, shape in stored.items():
-        for pattern, replacement in CHECKPOINT_KEY_MAPPING.items():
+        for pattern, replacement in key_mapping.items():
             new_key, count = re.subn(pattern, replacement, key)
             if count:
                 key = new_key
