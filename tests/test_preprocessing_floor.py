@@ -8,7 +8,7 @@ import pytest
 import torch
 from transformers import AutoProcessor, Qwen2VLVideoProcessor
 
-import processing_omni_regressor
+import decoding_omni_regressor
 from omni_regressor.media import write_clip
 from omni_regressor.tiny_backbone import build_processor
 from processing_omni_regressor import ClipEncoder, DecodedClip, ProcessingSettings, decode_clip, frame_size
@@ -72,9 +72,9 @@ def test_frames_of_another_size_are_still_resized_by_the_processor(official_enco
 
 def test_parallel_frame_conversion_equals_one_thread(official_encoder, wide_clip):
     settings = official_encoder.media_settings
-    with mock.patch.object(processing_omni_regressor, "_conversion_threads", return_value=1):
+    with mock.patch.object(decoding_omni_regressor, "_conversion_threads", return_value=1):
         one_thread = decode_clip(wide_clip, settings)
-    with mock.patch.object(processing_omni_regressor, "_conversion_threads", return_value=4):
+    with mock.patch.object(decoding_omni_regressor, "_conversion_threads", return_value=4):
         four_threads = decode_clip(wide_clip, settings)
     assert four_threads.frames.flags.c_contiguous
     np.testing.assert_array_equal(one_thread.frames, four_threads.frames)
@@ -83,7 +83,7 @@ def test_parallel_frame_conversion_equals_one_thread(official_encoder, wide_clip
 def test_a_one_frame_clip_fills_every_slot_with_its_one_conversion(tmp_path):
     path = write_clip(tmp_path / "still.mp4", np.full((1, 64, 96, 3), 200, dtype=np.uint8), 1.0)
     settings = ProcessingSettings(min_pixels=28 * 28 * 4, max_pixels=28 * 28 * 16).resolve_for(28, 300.0).media_settings()
-    with mock.patch.object(processing_omni_regressor, "_conversion_threads", return_value=4):
+    with mock.patch.object(decoding_omni_regressor, "_conversion_threads", return_value=4):
         clip = decode_clip(path, settings)
     assert clip.frames.shape[0] == 4 and clip.frames.flags.c_contiguous
     assert all(np.array_equal(frame, clip.frames[0]) for frame in clip.frames)
