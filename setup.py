@@ -15,6 +15,7 @@ setup(
     py_modules=[
         "configuration_omni_regressor",
         "modeling_omni_regressor",
+        "experts_omni_regressor",
         "processing_omni_regressor",
         "decoding_omni_regressor",
         "pipeline_omni_regressor",

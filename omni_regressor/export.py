@@ -22,6 +22,7 @@ import configuration_omni_regressor
 import modeling_omni_regressor
 import pipeline_omni_regressor
 import decoding_omni_regressor
+import experts_omni_regressor
 import processing_omni_regressor
 from configuration_omni_regressor import OmniRegressorConfig
 
@@ -33,8 +34,8 @@ from .requirements import folder_requirements, write_requirements
 # (name in the folder -> source). The denoiser keeps one source, `omni_regressor/denoise.py`.
 HUB_CODE_FILES = {
     **{Path(module.__file__).name: Path(module.__file__) for module in (
-        configuration_omni_regressor, modeling_omni_regressor, processing_omni_regressor, decoding_omni_regressor,
-        pipeline_omni_regressor)},
+        configuration_omni_regressor, modeling_omni_regressor, experts_omni_regressor, processing_omni_regressor,
+        decoding_omni_regressor, pipeline_omni_regressor)},
     "denoise_omni_regressor.py": Path(__file__).with_name("denoise.py"),
 }
 PROCESSOR_AUTO_CLASS = "processing_omni_regressor.OmniRegressorProcessor"

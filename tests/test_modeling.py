@@ -284,6 +284,7 @@ def test_hub_files_import_only_torch_transformers_av_and_numpy():
     allowed = {
         "configuration_omni_regressor.py": {"transformers"},
         "modeling_omni_regressor.py": {"torch", "transformers"},
+        "experts_omni_regressor.py": {"torch", "transformers"},
         "processing_omni_regressor.py": {"numpy", "torch", "transformers"},
         "decoding_omni_regressor.py": {"av", "numpy"},
         "pipeline_omni_regressor.py": {"numpy", "torch", "transformers"},

@@ -5,7 +5,7 @@ Preset values: the released `config.json` (`thinker_config`, HF revision 26291f7
 written in transformers 5's form. `Qwen3OmniMoeThinkerConfig()` defaults are NOT the released values.
 
 Quantisation and LoRA of the experts: the regressor keeps every expert as three `nn.Linear` modules (the released
-checkpoint's own layout, see `Qwen3OmniMoeLinearExperts` in modeling_omni_regressor.py), so 4-bit NF4 covers the
+checkpoint's own layout, see `Qwen3OmniMoeLinearExperts` in experts_omni_regressor.py), so 4-bit NF4 covers the
 experts (~29 of the 30 B parameters) and LoRA presets name them like any projection. The routers (`mlp.gate`, a
 2048x128 matrix per layer) are not linears: they stay in bf16 and frozen, so fine-tuning never moves the routing.
 """
