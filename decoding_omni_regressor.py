@@ -1,16 +1,10 @@
-"""Decoding a video or audio file into what an omni-regressor model sees (one of the files that travel to the Hub).
+"""Decoding a media file into what an omni-regressor model sees (one of the files that travel to the Hub).
 
-    file --decode_clip (PyAV)--> DecodedClip (frames: (frames, height, width, 3) uint8; audio: (samples,) float32)
+    file --decode_clip (PyAV)--> DecodedClip (frames (n, height, width, 3) uint8, audio (samples,) float32 at 16 kHz)
 
-Decoding follows the official Qwen-Omni video rules (qwen-omni-utils `vision_process.py`): frames sampled at `fps`,
-at least `min_frames` and at most `max_frames` (an even count), each resized, aspect kept, to multiples of the
-vision encoder's factor (patch size x merge size: 28 for Qwen2.5-Omni, 32 for Qwen3-Omni) within 128..768 tokens
-per frame and a total pixel budget over the frames; the audio track resampled to 16 kHz mono. Frames and audio cover
-the same window, the whole clip up to the feature extractor's limit (300 s for the released models) unless
-`max_audio_seconds` is smaller. Long videos: windows and subtitles. `processing_omni_regressor.py` turns a decoded
-clip into the model's tensors.
-
-This file imports only numpy, av (PyAV) and the standard library (and, lazily, the optional DeepFilterNet runtime).
+The official Qwen-Omni video rules (qwen-omni-utils `vision_process.py`: fps, frame counts, sizes in multiples of
+the vision factor, per-frame and total pixel budgets), containers as they are, long videos in windows with subtitles.
+Imports only numpy, av (PyAV) and the standard library (and, lazily, the optional DeepFilterNet runtime).
 """
 
 import errno
@@ -539,19 +533,7 @@ def audio_seconds(clip: DecodedClip | None, sampling_rate: int) -> float:
     return 0.0 if clip is None or clip.audio is None else len(clip.audio) / sampling_rate
 
 
-# --- long videos: windows and subtitles -----------------------------------------------------------------------------
-
-SUBTITLE_SUFFIXES = (".srt", ".vtt")
-_TIMESTAMP = re.compile(r"(?:(\d+):)?(\d{1,2}):(\d{2})[.,](\d{1,3})")
-
-
-@dataclass(frozen=True)
-class Cue:
-    """One subtitle cue: seconds from the start of the video, and its text."""
-
-    start: float
-    end: float
-    text: str
+# --- long videos ------------------------------------------------------------------------------------------------
 
 
 def media_duration(path) -> float:
@@ -559,57 +541,3 @@ def media_duration(path) -> float:
     with _open(str(path)) as container:
         duration = _header_duration(container)
     return duration if duration else _demuxed_duration(str(path))
-
-
-def window_spans(duration: float, window: float, hop: float | None = None) -> list[tuple[float, float]]:
-    """`[start, end]` windows of `window` seconds every `hop` (default: `window`) covering `[0, duration]`: starts at
-    0, hop, 2 hop, ...; the last one ends at `duration`. A window longer than the video is an error."""
-    hop = hop or window
-    if window <= 0 or hop <= 0:
-        raise ValueError(f"window ({window}) and hop ({hop}) must be positive.")
-    if window > duration:
-        raise ValueError(f"the window ({window:g} s) is longer than the video ({duration:.2f} s); score it whole instead.")
-    count = int(math.ceil(round((duration - window) / hop, 6))) + 1
-    return [(round(index * hop, 6), round(min(index * hop + window, duration), 6)) for index in range(count)]
-
-
-def subtitle_path_for(media_path) -> str | None:
-    """A subtitle file beside the video with the same name (`clip.srt` or `clip.vtt`), if there is one."""
-    stem = os.path.splitext(str(media_path))[0]
-    return next((stem + suffix for suffix in SUBTITLE_SUFFIXES if os.path.isfile(stem + suffix)), None)
-
-
-def _seconds(match) -> float:
-    hours, minutes, seconds, fraction = match.groups()
-    return int(hours or 0) * 3600 + int(minutes) * 60 + int(seconds) + int(fraction.ljust(3, "0")) / 1000
-
-
-def read_subtitles(path) -> list[Cue]:
-    """Cues of an `.srt` or `.vtt` file (UTF-8 with or without BOM, else Latin-1). A file without a single valid
-    `start --> end` cue raises `ValueError` naming it."""
-    data = open(path, "rb").read()
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        text = data.decode("latin-1")
-    cues = []
-    for block in re.split(r"\n\s*\n", text.replace("\r\n", "\n").replace("\r", "\n")):
-        lines = [line.strip() for line in block.strip().split("\n") if line.strip()]
-        timing = next((index for index, line in enumerate(lines) if "-->" in line), None)
-        if timing is None:
-            continue
-        times = list(_TIMESTAMP.finditer(lines[timing]))
-        if len(times) < 2:
-            continue
-        start, end = _seconds(times[0]), _seconds(times[1])
-        words = " ".join(re.sub(r"<[^>]+>", "", line) for line in lines[timing + 1 :]).strip()
-        if end > start and words:
-            cues.append(Cue(start, end, words))
-    if not cues:
-        raise ValueError(f"{path}: no subtitle cue could be read (expected SRT or WebVTT 'start --> end' blocks).")
-    return sorted(cues, key=lambda cue: cue.start)
-
-
-def transcript_for(cues: list[Cue], start: float, end: float) -> str:
-    """The text of the cues that overlap `[start, end]`, in time order."""
-    return " ".join(cue.text for cue in cues if cue.start < end and cue.end > start)

@@ -13,6 +13,9 @@ numpy, av (through `processing_omni_regressor.py`).
 """
 
 import logging
+import math
+import os
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -20,16 +23,83 @@ import torch
 from transformers import AutoProcessor, Pipeline
 
 try:  # inside a Hub folder (transformers' dynamic modules)
-    from .processing_omni_regressor import (ClipEncoder, check_finite, media_duration, model_inputs, read_subtitles,
-                                            subtitle_path_for, transcript_for, window_spans)
+    from .processing_omni_regressor import ClipEncoder, check_finite, media_duration, model_inputs
 except ImportError:  # installed as a top-level module of the omni-regressor package
-    from processing_omni_regressor import (ClipEncoder, check_finite, media_duration, model_inputs, read_subtitles,
-                                           subtitle_path_for, transcript_for, window_spans)
+    from processing_omni_regressor import ClipEncoder, check_finite, media_duration, model_inputs
 
 logger = logging.getLogger(__name__)
 PIPELINE_TASK = "omni-sentiment-regression"
 # A long video's windows are decoded and scored this many batches at a time (like `predict --window`'s stream).
 WINDOW_CHUNK_BATCHES = 4
+
+
+# --- long videos: windows and subtitles ----------------------------------------------------------------------------
+
+SUBTITLE_SUFFIXES = (".srt", ".vtt")
+_TIMESTAMP = re.compile(r"(?:(\d+):)?(\d{1,2}):(\d{2})[.,](\d{1,3})")
+
+
+@dataclass(frozen=True)
+class Cue:
+    """One subtitle cue: seconds from the start of the video, and its text."""
+
+    start: float
+    end: float
+    text: str
+
+
+def window_spans(duration: float, window: float, hop: float | None = None) -> list[tuple[float, float]]:
+    """`[start, end]` windows of `window` seconds every `hop` (default: `window`) covering `[0, duration]`: starts at
+    0, hop, 2 hop, ...; the last one ends at `duration`. A window longer than the video is an error."""
+    hop = hop or window
+    if window <= 0 or hop <= 0:
+        raise ValueError(f"window ({window}) and hop ({hop}) must be positive.")
+    if window > duration:
+        raise ValueError(f"the window ({window:g} s) is longer than the video ({duration:.2f} s); score it whole instead.")
+    count = int(math.ceil(round((duration - window) / hop, 6))) + 1
+    return [(round(index * hop, 6), round(min(index * hop + window, duration), 6)) for index in range(count)]
+
+
+def subtitle_path_for(media_path) -> str | None:
+    """A subtitle file beside the video with the same name (`clip.srt` or `clip.vtt`), if there is one."""
+    stem = os.path.splitext(str(media_path))[0]
+    return next((stem + suffix for suffix in SUBTITLE_SUFFIXES if os.path.isfile(stem + suffix)), None)
+
+
+def _seconds(match) -> float:
+    hours, minutes, seconds, fraction = match.groups()
+    return int(hours or 0) * 3600 + int(minutes) * 60 + int(seconds) + int(fraction.ljust(3, "0")) / 1000
+
+
+def read_subtitles(path) -> list[Cue]:
+    """Cues of an `.srt` or `.vtt` file (UTF-8 with or without BOM, else Latin-1). A file without a single valid
+    `start --> end` cue raises `ValueError` naming it."""
+    data = open(path, "rb").read()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        text = data.decode("latin-1")
+    cues = []
+    for block in re.split(r"\n\s*\n", text.replace("\r\n", "\n").replace("\r", "\n")):
+        lines = [line.strip() for line in block.strip().split("\n") if line.strip()]
+        timing = next((index for index, line in enumerate(lines) if "-->" in line), None)
+        if timing is None:
+            continue
+        times = list(_TIMESTAMP.finditer(lines[timing]))
+        if len(times) < 2:
+            continue
+        start, end = _seconds(times[0]), _seconds(times[1])
+        words = " ".join(re.sub(r"<[^>]+>", "", line) for line in lines[timing + 1 :]).strip()
+        if end > start and words:
+            cues.append(Cue(start, end, words))
+    if not cues:
+        raise ValueError(f"{path}: no subtitle cue could be read (expected SRT or WebVTT 'start --> end' blocks).")
+    return sorted(cues, key=lambda cue: cue.start)
+
+
+def transcript_for(cues: list[Cue], start: float, end: float) -> str:
+    """The text of the cues that overlap `[start, end]`, in time order."""
+    return " ".join(cue.text for cue in cues if cue.start < end and cue.end > start)
 
 
 @dataclass

@@ -32,12 +32,12 @@ from transformers import BatchFeature
 try:  # inside a Hub folder (transformers' dynamic modules)
     from .configuration_omni_regressor import MODALITIES
     from .decoding_omni_regressor import (  # noqa: F401
-    DENOISERS, VIDEO_MIN_TOKENS_PER_FRAME, VIDEO_MAX_TOKENS_PER_FRAME, VIDEO_TOTAL_TOKEN_BUDGET, MAX_ASPECT_RATIO, TEMPORAL_PATCH_SIZE, MIN_AUDIO_SECONDS, MediaSettings, DecodedClip, MediaError, check_finite, smart_resize, frame_count, frame_sample_times, frame_size, missing_file_detail, display_rotation, decode_clip, check_denoiser, denoise_audio, audio_seconds, SUBTITLE_SUFFIXES, Cue, media_duration, window_spans, subtitle_path_for, read_subtitles, transcript_for, TRUNCATION_TOLERANCE_SECONDS,
+    DENOISERS, VIDEO_MIN_TOKENS_PER_FRAME, VIDEO_MAX_TOKENS_PER_FRAME, VIDEO_TOTAL_TOKEN_BUDGET, MAX_ASPECT_RATIO, TEMPORAL_PATCH_SIZE, MIN_AUDIO_SECONDS, MediaSettings, DecodedClip, MediaError, check_finite, smart_resize, frame_count, frame_sample_times, frame_size, missing_file_detail, display_rotation, decode_clip, check_denoiser, denoise_audio, audio_seconds, media_duration, TRUNCATION_TOLERANCE_SECONDS,
 )
 except ImportError:  # installed as a top-level module of the omni-regressor package
     from configuration_omni_regressor import MODALITIES
     from decoding_omni_regressor import (  # noqa: F401
-    DENOISERS, VIDEO_MIN_TOKENS_PER_FRAME, VIDEO_MAX_TOKENS_PER_FRAME, VIDEO_TOTAL_TOKEN_BUDGET, MAX_ASPECT_RATIO, TEMPORAL_PATCH_SIZE, MIN_AUDIO_SECONDS, MediaSettings, DecodedClip, MediaError, check_finite, smart_resize, frame_count, frame_sample_times, frame_size, missing_file_detail, display_rotation, decode_clip, check_denoiser, denoise_audio, audio_seconds, SUBTITLE_SUFFIXES, Cue, media_duration, window_spans, subtitle_path_for, read_subtitles, transcript_for, TRUNCATION_TOLERANCE_SECONDS,
+    DENOISERS, VIDEO_MIN_TOKENS_PER_FRAME, VIDEO_MAX_TOKENS_PER_FRAME, VIDEO_TOTAL_TOKEN_BUDGET, MAX_ASPECT_RATIO, TEMPORAL_PATCH_SIZE, MIN_AUDIO_SECONDS, MediaSettings, DecodedClip, MediaError, check_finite, smart_resize, frame_count, frame_sample_times, frame_size, missing_file_detail, display_rotation, decode_clip, check_denoiser, denoise_audio, audio_seconds, media_duration, TRUNCATION_TOLERANCE_SECONDS,
 )
 
 
