@@ -111,20 +111,16 @@ def evaluate_model(
 def _evaluate(model_dir, dataset_dir, split, output_dir, dataset_format, labels_csv, batch_size, processing,
               skip_bad_clips, metrics_dataset, num_workers, progress, dist, explain=False,
               trust_remote_code=False, engine=None) -> dict | None:
-    from omni_regressor.model_loading import load_processor
-
     from configuration_omni_regressor import OmniRegressorConfig
     from omni_regressor.inference import SentimentScorer
     from omni_regressor.outputs import model_fingerprint, provenance, write_json
     from omni_regressor.arguments import RunError
-    from omni_regressor.settings import saved_settings
+    from omni_regressor.settings import resolve_settings
     from omni_regressor.streaming import InputItem, default_device, gather_rows, shard, stream_scores, world
-    from processing_omni_regressor import ProcessingSettings
 
     output_dir = Path(output_dir).resolve()
     config = OmniRegressorConfig.from_pretrained(model_dir)
-    processor = load_processor(model_dir)
-    settings = processing.settings(saved_settings(model_dir) or ProcessingSettings()).resolve(processor)
+    settings, processor = resolve_settings(processing, model_dir)
     score_range = tuple(config.score_range)
     metrics_dataset = _canonical_dataset(metrics_dataset or metrics_for_score_range(score_range))
     rank, world_size = world()

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from pipeline_omni_regressor import ClipScore, PreparedClip, score_in_length_order
-from processing_omni_regressor import ClipEncoder, ProcessingSettings, model_inputs
+from processing_omni_regressor import ClipEncoder, model_inputs
 
 from .arguments import OmniArgumentParser, ProcessingArguments, UsageError, default_num_workers
 from .commands import refuse_to_overwrite
@@ -294,7 +294,7 @@ def display_name(model_name_or_path) -> str:
 
 def run_analysis(args: AnalyzeArguments, processing_args: ProcessingArguments) -> tuple[dict, list]:
     from .data import infer_score_range, read_dataset
-    from .model_loading import load_processor
+    from .settings import resolve_settings
     from .outputs import write_json
 
     started = time.perf_counter()
@@ -310,9 +310,7 @@ def run_analysis(args: AnalyzeArguments, processing_args: ProcessingArguments) -
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     model, fine_tuned = load_for_analysis(args.model, device)
-    processor = load_processor(args.model)
-    base_settings = ProcessingSettings.from_config(model.config) if fine_tuned else ProcessingSettings()
-    settings = processing_args.settings(base_settings)
+    settings, processor = resolve_settings(processing_args, args.model)  # a regressor's saved settings, or the official
     score_range = tuple(model.config.score_range) if fine_tuned else infer_score_range(records)
     if settings.denoise != "none":
         from .denoise import require_runtime

@@ -124,6 +124,8 @@ def load_config(model_dir, **hub_kwargs):
 
     from processing_omni_regressor import ProcessingSettings
 
+    from .backbones import backbone_for_model_type
+
     register_auto_classes()
     where = "config.json"
     try:
@@ -131,7 +133,9 @@ def load_config(model_dir, **hub_kwargs):
         if getattr(config, "model_type", None) == "omni_regressor":
             where = "config.json, `processing`"
             # the settings every clip is decoded with, checked before use (the official values fill the unset ones)
-            ProcessingSettings.from_config(config).resolve_for(image_factor=28, extractor_seconds=300.0).media_settings()
+            spec = backbone_for_model_type(config.thinker_config.model_type)
+            ProcessingSettings.from_config(config).resolve_for(image_factor=spec.image_factor,
+                                                               extractor_seconds=spec.extractor_seconds).media_settings()
         return config
     except (ValueError, TypeError, KeyError, AttributeError) as error:
         detail = str(error).splitlines()[0] if str(error) else type(error).__name__

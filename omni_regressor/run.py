@@ -19,18 +19,17 @@ import torch
 from transformers import EarlyStoppingCallback, set_seed
 
 from omni_regressor.eval.metrics import metrics_for_score_range, msa_regression_metrics
-from processing_omni_regressor import ClipEncoder, ProcessingSettings
+from processing_omni_regressor import ClipEncoder
 
 from .arguments import RunError, parse_score_range  # noqa: F401 - RunError: its public home was here
-from .backbones import backbone_of, num_decoder_layers, read_config_dict
+from .backbones import backbone_of, num_decoder_layers
 from .data import DataProblemsError, check_dataset, infer_score_range, records_to_dataset_dict, usable_records, write_skipped
 from .export import push_run
 from .outputs import write_json
 from .metering import PeakMemoryCallback, Stopwatch, peak_memory_mb
-from .model_loading import load_processor
 from .parameters import count_parameters
 from .readouts import RunContext, get_readout
-from .settings import saved_settings
+from .settings import resolve_settings, saved_settings  # noqa: F401 - saved_settings: its public home was here
 from .results import append_results
 from .trainer import OmniRegressorTrainer, label_statistics
 
@@ -131,8 +130,7 @@ def run_training(model_args, data_args, processing_args, training_args, callback
     push_to_hub, training_args.push_to_hub = training_args.push_to_hub, False
 
     # 1. Data: every clip decoded and checked before any compute; nothing dropped silently.
-    processor = load_processor(model_args.model_name_or_path)
-    settings = processing_args.settings(saved_settings(model_args.model_name_or_path)).resolve(processor)
+    settings, processor = resolve_settings(processing_args, model_args.model_name_or_path)
     media_cache = processing_args.media_cache()
     splits, problems, score_range = prepare_data(data_args, settings, media_cache, training_args, output_dir)
     label_mean, label_std = label_statistics(splits["train"]["label"])

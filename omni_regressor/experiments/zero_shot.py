@@ -9,10 +9,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from transformers import AutoProcessor
-
 from omni_regressor.eval.metrics import metrics_for_score_range
-from processing_omni_regressor import ClipEncoder, ProcessingSettings
+from processing_omni_regressor import ClipEncoder
 
 from ..arguments import OmniArgumentParser, ProcessingArguments, default_num_workers, parse_score_range
 from ..backbones import backbone_of
@@ -21,6 +19,7 @@ from ..outputs import write_json
 from ..metering import peak_memory_mb
 from ..readouts.generative import DEFAULT_MAX_NEW_TOKENS, evaluate_generative, load_thinker
 from ..arguments import RunError
+from ..settings import resolve_settings
 
 
 @dataclass
@@ -50,8 +49,7 @@ class ZeroShotArguments:
 
 def run_zero_shot(args: ZeroShotArguments, processing: ProcessingArguments) -> dict:
     backbone = backbone_of(args.model_name_or_path)
-    processor = AutoProcessor.from_pretrained(args.model_name_or_path)
-    settings = processing.settings(ProcessingSettings()).resolve(processor)
+    settings, processor = resolve_settings(processing, args.model_name_or_path)
     media_cache = processing.media_cache()
     records, problems = check_dataset(
         args.dataset_dir, args.dataset_format, args.labels_csv, settings.media_settings(), settings.modalities,
