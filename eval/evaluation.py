@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from omni_regressor.arguments import OmniArgumentParser, ProcessingArguments, default_num_workers
-from omni_regressor.data import DATASET_FORMATS, SPLITS, ClipProblem, DataProblemsError, read_dataset, scan_problems, write_skipped
+from omni_regressor.arguments import DatasetArguments, OmniArgumentParser, ProcessingArguments, default_num_workers
+from omni_regressor.data import SPLITS, ClipProblem, DataProblemsError, read_dataset, scan_problems, write_skipped
 from omni_regressor.data.records import write_csv_atomically
 from omni_regressor.outputs import unwritable_reason
 
@@ -35,13 +35,10 @@ ATTRIBUTION_PLOT, ATTRIBUTION_TABLE = "attribution.png", "attribution.md"
 
 
 @dataclass
-class EvaluateArguments:
+class EvaluateArguments(DatasetArguments):
     _argument_group_name = "evaluate"
     model: str = field(metadata={"help": "A saved regressor folder (the export `<run>/model` of `omni-regressor train`)."})
-    dataset_dir: str = field(metadata={"help": "Dataset root: MMSA layout (label.csv + Raw/) or CMU-SDK raw layout."})
     output_dir: str = field(metadata={"help": "Where predictions.csv, metrics.json and the PNG plots are written."})
-    dataset_format: str = field(default="mmsa", metadata={"help": "Dataset layout.", "choices": list(DATASET_FORMATS)})
-    labels_csv: str | None = field(default=None, metadata={"help": "Labels CSV for --dataset_format cmu-sdk."})
     split: str = field(default="test", metadata={"help": "Split to evaluate (all = every split).", "choices": list(EVALUATION_SPLITS)})
     batch_size: int = field(default=8, metadata={"help": "Clips per forward pass."})
     num_workers: int | None = field(default=None, metadata={"help": "Worker processes that decode and encode clips."})
@@ -58,10 +55,9 @@ class EvaluateArguments:
                 "a folder whose code you trust."})
 
     def validate(self):
+        super().validate()
         if self.batch_size < 1:
             raise ValueError(f"--batch_size must be at least 1, got {self.batch_size}.")
-        if not Path(self.dataset_dir).is_dir():
-            raise ValueError(f"--dataset_dir {self.dataset_dir}: no such folder.")
         if Path(self.output_dir).is_file():
             raise ValueError(f"--output_dir {self.output_dir} is a file.")
         if (reason := unwritable_reason(self.output_dir)) is not None:

@@ -36,9 +36,9 @@ import torch
 from pipeline_omni_regressor import ClipScore, PreparedClip, score_in_length_order
 from processing_omni_regressor import ClipEncoder, model_inputs
 
-from .arguments import OmniArgumentParser, ProcessingArguments, UsageError, default_num_workers
+from .arguments import DatasetArguments, OmniArgumentParser, ProcessingArguments, UsageError, default_num_workers
 from .commands import refuse_to_overwrite
-from .data import DATASET_FORMATS, SPLITS
+from .data import SPLITS
 
 logger = logging.getLogger("omni_regressor.analyze")
 
@@ -49,19 +49,16 @@ NEIGHBOUR_BLOCK_ROWS = 1024  # rows of the distance matrix held at once (memory:
 
 
 @dataclass
-class AnalyzeArguments:
+class AnalyzeArguments(DatasetArguments):
     _argument_group_name = "analyze"
     model: str = field(metadata={"help": "A fine-tuned regressor folder (<run>/model), or a base checkpoint (Qwen2.5-Omni / "
                                          "Qwen3-Omni, folder or Hub id): the 'before' picture."})
-    dataset_dir: str = field(metadata={"help": "Dataset root (MMSA layout, or --dataset_format cmu-sdk)."})
     output_dir: str = field(metadata={"help": "Folder for analysis.json, projection.png and hidden_states.safetensors."})
     split: str = field(default="test", metadata={"help": "Which clips: a split, or all of them.", "choices": [*SPLITS, "all"]})
     k: int = field(default=10, metadata={"help": "Neighbours per clip in the kNN label distance."})
     distance: str = field(default="cosine", metadata={"help": "Distance between hidden states.", "choices": list(DISTANCES)})
     num_permutations: int = field(default=100, metadata={"help": "Label permutations averaged in permuted_label_distance."})
     seed: int = field(default=0, metadata={"help": "Seed of the permutations and of t-SNE."})
-    dataset_format: str = field(default="mmsa", metadata={"help": "Dataset layout.", "choices": list(DATASET_FORMATS)})
-    labels_csv: str | None = field(default=None, metadata={"help": "Labels CSV for --dataset_format cmu-sdk."})
     batch_size: int = field(default=8, metadata={"help": "Clips per forward."})
     num_workers: int | None = field(default=None, metadata={"help": "Worker processes that decode and encode clips "
                                                                      "(default: up to 4, one core left)."})
@@ -70,6 +67,7 @@ class AnalyzeArguments:
     overwrite: bool = field(default=False, metadata={"help": "Write into a non-empty --output_dir."})
 
     def validate(self):
+        super().validate()
         if self.k < 1:
             raise ValueError(f"--k must be at least 1, got {self.k}.")
         if self.num_permutations < 1:
@@ -78,10 +76,6 @@ class AnalyzeArguments:
             raise ValueError(f"--batch_size must be at least 1, got {self.batch_size}.")
         if self.num_workers is not None and self.num_workers < 0:
             raise ValueError(f"--num_workers must be zero or more, got {self.num_workers}.")
-        if not Path(self.dataset_dir).is_dir():
-            raise ValueError(f"--dataset_dir {self.dataset_dir}: no such folder.")
-        if self.dataset_format == "cmu-sdk" and not self.labels_csv:
-            raise ValueError("--dataset_format cmu-sdk needs --labels_csv.")
 
 
 # --- label smoothness of a point cloud ------------------------------------------------------------------------------
@@ -299,7 +293,7 @@ def run_analysis(args: AnalyzeArguments, processing_args: ProcessingArguments) -
 
     started = time.perf_counter()
     refuse_to_overwrite(args.output_dir, args.overwrite, "analysis")
-    records, label_problems = read_dataset(args.dataset_dir, args.dataset_format, labels_csv=args.labels_csv)
+    records, label_problems = read_dataset(args.dataset_dir, args.dataset_format, **args.dataset_options())
     chosen = [record for record in records if args.split == "all" or record.split == args.split]
     fewer_than_needed = (
         f"--k {args.k} needs at least {args.k + 1} clips (each clip and {args.k} neighbours); lower --k or choose more "

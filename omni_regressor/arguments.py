@@ -109,6 +109,30 @@ class ProcessingArguments:
 SETTINGS_FLAGS = tuple(item.name for item in fields(ProcessingArguments) if item.name != "media_cache_dir")
 
 
+@dataclass(kw_only=True)
+class DatasetArguments:
+    """Where a dataset is and its layout: the flags every command that reads a dataset takes (train, evaluate,
+    check-data, zero-shot, analyze, probe, ...), declared once. A layout's own option is one more field here, passed
+    to its reader by `dataset_options` (`omni_regressor.data.read_dataset(root, format, **options)`)."""
+
+    dataset_dir: str = field(metadata=_help(
+        "Dataset root: MMSA layout (label.csv + Raw/) or CMU-SDK raw layout (check-data also takes it as its first "
+        "bare argument)."))
+    dataset_format: str = field(default="mmsa", metadata=_help("Dataset layout.", choices=list(DATASET_FORMATS)))
+    labels_csv: str | None = field(default=None, metadata=_help(
+        "Labels CSV for --dataset_format cmu-sdk (video_id, clip_id, label, mode)."))
+
+    def dataset_options(self) -> dict:
+        """The layout's own options, for `read_dataset` / `check_dataset`."""
+        return {"labels_csv": self.labels_csv}
+
+    def validate(self):
+        if not Path(self.dataset_dir).is_dir():
+            raise ValueError(f"--dataset_dir {self.dataset_dir}: no such folder.")
+        if self.dataset_format == "cmu-sdk" and not self.labels_csv:
+            raise ValueError("--dataset_format cmu-sdk needs --labels_csv (a CSV with video_id, clip_id, label, mode).")
+
+
 @dataclass
 class ModelArguments:
     _argument_group_name = "model"
@@ -179,11 +203,8 @@ class ModelArguments:
 
 
 @dataclass
-class DataArguments:
+class DataArguments(DatasetArguments):
     _argument_group_name = "data"
-    dataset_dir: str = field(metadata=_help("Dataset root: MMSA layout (label.csv + Raw/) or CMU-SDK raw layout."))
-    dataset_format: str = field(default="mmsa", metadata=_help("Dataset layout.", choices=list(DATASET_FORMATS)))
-    labels_csv: str | None = field(default=None, metadata=_help("Labels CSV for --dataset_format cmu-sdk."))
     score_range: str | None = field(default=None, metadata=_help(
         "Label scale 'low,high' (default: -1,1 when every label is within it (CH-SIMS), else -3,3)."))
     dataset_name: str | None = field(default=None, metadata=_help(
@@ -192,11 +213,8 @@ class DataArguments:
         "Train on the usable clips and list the others in <output_dir>/skipped_clips.csv."))
 
     def validate(self):
+        super().validate()
         parse_score_range(self.score_range)
-        if self.dataset_format == "cmu-sdk" and not self.labels_csv:
-            raise ValueError("--dataset_format cmu-sdk needs --labels_csv (a CSV with video_id, clip_id, label, mode).")
-        if not Path(self.dataset_dir).is_dir():
-            raise ValueError(f"--dataset_dir {self.dataset_dir}: no such folder.")
 
 
 def default_num_workers() -> int:
@@ -370,6 +388,6 @@ def __getattr__(name):
 
 
 __all__ = [
-    "DataArguments", "ModelArguments", "OmniArgumentParser", "OmniTrainingArguments", "ProcessingArguments",
+    "DataArguments", "DatasetArguments", "ModelArguments", "OmniArgumentParser", "OmniTrainingArguments", "ProcessingArguments",
     "parse_score_range", "parse_training_arguments", "training_parser",
 ]

@@ -15,10 +15,9 @@ from pathlib import Path
 
 from processing_omni_regressor import DENOISERS
 
-from .arguments import OmniArgumentParser, ProcessingArguments, UsageError, parse_score_range
+from .arguments import DatasetArguments, OmniArgumentParser, ProcessingArguments, UsageError, parse_score_range
 from .settings import resolve_settings as resolved_settings
 from .backbones import ARCHITECTURES, BACKBONES, LORA_PRESETS
-from .data import DATASET_FORMATS
 from .outputs import unwritable_reason
 
 
@@ -102,11 +101,8 @@ def demo_data_command(argv) -> int:
 
 
 @dataclass
-class CheckDataArguments:
+class CheckDataArguments(DatasetArguments):
     _argument_group_name = "check-data"
-    dataset_dir: str = field(metadata={"help": "Dataset root (also accepted as the first bare argument)."})
-    dataset_format: str = field(default="mmsa", metadata={"help": "Dataset layout.", "choices": list(DATASET_FORMATS)})
-    labels_csv: str | None = field(default=None, metadata={"help": "Labels CSV for the cmu-sdk layout."})
     score_range: str | None = field(default=None, metadata={"help": "Label scale 'low,high' (default: inferred)."})
     model_name_or_path: str | None = field(default=None, metadata={
         "help": "A checkpoint or saved regressor whose processor (and saved settings) decide the decoding; default: "
@@ -117,9 +113,8 @@ class CheckDataArguments:
     num_workers: int = field(default=0, metadata={"help": "Worker processes that decode clips."})
 
     def validate(self):
+        super().validate()
         parse_score_range(self.score_range)
-        if not Path(self.dataset_dir).is_dir():
-            raise ValueError(f"--dataset_dir {self.dataset_dir}: no such folder.")
 
 
 def check_data_command(argv) -> int:
@@ -132,7 +127,7 @@ def check_data_command(argv) -> int:
     records, problems = check_dataset(
         args.dataset_dir,
         dataset_format=args.dataset_format,
-        labels_csv=args.labels_csv,
+        **args.dataset_options(),
         media_settings=settings.media_settings(),
         modalities=settings.modalities,
         score_range=parse_score_range(args.score_range),

@@ -33,9 +33,9 @@ import numpy as np
 from configuration_omni_regressor import POOLINGS
 
 from .arguments import (
-    QUANTIZATIONS, OmniArgumentParser, ProcessingArguments, UsageError, default_num_workers, parse_score_range,
+    QUANTIZATIONS, DatasetArguments, OmniArgumentParser, ProcessingArguments, UsageError, default_num_workers,
+    parse_score_range,
 )
-from .data import DATASET_FORMATS
 from .metering import peak_memory_mb
 from .probe_features import FEATURES_FILE, compute_features, feature_name, features_match, read_features
 from .probe_fit import fit_probes, train_head_on_features, write_reports
@@ -47,10 +47,9 @@ REPORT_FILES = ("probe.json", "probe.png", "probe.md")
 
 
 @dataclass
-class ProbeArguments:
+class ProbeArguments(DatasetArguments):
     model: str = field(metadata={"help": "A base checkpoint (Qwen2.5-Omni / Qwen3-Omni, folder or Hub id) or a trained "
                                          "regressor folder: its Thinker is read frozen."})
-    dataset_dir: str = field(metadata={"help": "Dataset root (MMSA layout, or --dataset_format cmu-sdk)."})
     output_dir: str = field(metadata={"help": "Folder for features.safetensors, probe.json, probe.png, probe.md "
                                               "(and model/ with --export_best)."})
     poolings: str = field(default="last,mean", metadata={"help": f"Comma-separated poolings out of {','.join(PROBE_POOLINGS)}."})
@@ -60,8 +59,6 @@ class ProbeArguments:
     features_dtype: str = field(default="float16", metadata={
         "help": "How the features are stored: float16 (half the disk; a probe's predictions then differ from its "
                 "exported model's by the rounding, ~1e-3) or float32.", "choices": ["float16", "float32"]})
-    dataset_format: str = field(default="mmsa", metadata={"help": "Dataset layout.", "choices": list(DATASET_FORMATS)})
-    labels_csv: str | None = field(default=None, metadata={"help": "Labels CSV for --dataset_format cmu-sdk."})
     score_range: str | None = field(default=None, metadata={"help": "Label scale 'low,high', named in the prompt and used by "
                                                                    "the metrics (default: a trained regressor's, else from the labels)."})
     batch_size: int = field(default=8, metadata={"help": "Clips per forward."})
@@ -76,6 +73,7 @@ class ProbeArguments:
     seed: int = field(default=0, metadata={"help": "Seed of the MLP head's initialisation and batch order."})
 
     def validate(self):
+        super().validate()
         parse_score_range(self.score_range)
         if not self.pooling_list():
             raise ValueError(f"--poolings must name at least one of {', '.join(PROBE_POOLINGS)}.")
@@ -93,10 +91,6 @@ class ProbeArguments:
                 raise ValueError(f"--{name} must be at least 1, got {getattr(self, name)}.")
         if self.train_head_epochs < 0:
             raise ValueError(f"--train_head_epochs must be zero or more, got {self.train_head_epochs}.")
-        if not Path(self.dataset_dir).is_dir():
-            raise ValueError(f"--dataset_dir {self.dataset_dir}: no such folder.")
-        if self.dataset_format == "cmu-sdk" and not self.labels_csv:
-            raise ValueError("--dataset_format cmu-sdk needs --labels_csv.")
 
     def pooling_list(self) -> list[str]:
         return list(dict.fromkeys(value.strip() for value in self.poolings.split(",") if value.strip()))
@@ -149,7 +143,7 @@ def stored_or_new_features(args: ProbeArguments, processing_args: ProcessingArgu
             return metadata, features, layers, poolings, None
         if not args.overwrite:
             raise UsageError(f"{path} was computed for another request ({reason}); pass --overwrite to compute it again.")
-    records, problems = read_dataset(args.dataset_dir, args.dataset_format, labels_csv=args.labels_csv)
+    records, problems = read_dataset(args.dataset_dir, args.dataset_format, **args.dataset_options())
     num_workers = default_num_workers() if args.num_workers is None else args.num_workers
     # The label scale named in the prompt: the flag, else a trained regressor's, else the labels'.
     score_range = parse_score_range(args.score_range) or read_config_dict(args.model).get("score_range") \

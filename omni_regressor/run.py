@@ -86,7 +86,7 @@ def prepare_data(data_args, settings, media_cache, training_args, output_dir):
     records, problems = check_dataset(
         data_args.dataset_dir,
         dataset_format=data_args.dataset_format,
-        labels_csv=data_args.labels_csv,
+        **data_args.dataset_options(),
         media_settings=settings.media_settings(),
         modalities=settings.modalities,
         score_range=score_range,

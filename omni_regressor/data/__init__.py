@@ -28,11 +28,12 @@ from .records import (
 DATASET_FORMATS = {"mmsa": read_mmsa, "cmu-sdk": read_cmu_sdk}
 
 
-def read_dataset(root, dataset_format="mmsa", labels_csv=None, score_range=None):
-    """The reader of `dataset_format` ("mmsa" or "cmu-sdk"; the latter needs `labels_csv`)."""
+def read_dataset(root, dataset_format="mmsa", labels_csv=None, score_range=None, **options):
+    """The reader of `dataset_format` ("mmsa" or "cmu-sdk"; the latter needs `labels_csv`), given the layout's options
+    (`DatasetArguments.dataset_options()` on the command line)."""
     if dataset_format not in DATASET_FORMATS:
         raise ValueError(f"`dataset_format` must be one of {list(DATASET_FORMATS)}, got {dataset_format!r}.")
-    return DATASET_FORMATS[dataset_format](root, score_range=score_range, labels_csv=labels_csv)
+    return DATASET_FORMATS[dataset_format](root, score_range=score_range, labels_csv=labels_csv, **options)
 
 
 def check_dataset(
@@ -46,9 +47,10 @@ def check_dataset(
     full_decode=True,
     num_workers=0,
     progress=True,
+    **options,
 ) -> tuple[list[ClipRecord], list[ClipProblem]]:
     """Reader + `scan_problems`. `records` still holds clips with media problems; filter with `usable_records`."""
-    records, problems = read_dataset(root, dataset_format, labels_csv=labels_csv, score_range=score_range)
+    records, problems = read_dataset(root, dataset_format, labels_csv=labels_csv, score_range=score_range, **options)
     media_problems = scan_problems(
         records, media_settings, modalities, media_cache=media_cache, full_decode=full_decode,
         num_workers=num_workers, progress=progress,

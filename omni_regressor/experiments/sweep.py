@@ -67,7 +67,7 @@ def main(argv=None) -> int:
     if processing.modalities is not None:
         sweep_parser.error("--modalities is set per configuration by --modality_sets")
     processing.media_cache_dir = processing.media_cache_dir or str(default_cache_dir())
-    records, _ = read_dataset(data_args.dataset_dir, data_args.dataset_format, data_args.labels_csv)
+    records, _ = read_dataset(data_args.dataset_dir, data_args.dataset_format, **data_args.dataset_options())
     if not any(record.split == "test" for record in records):
         raise RunError(f"{data_args.dataset_dir}: no clip has mode 'test', which every run of the sweep is scored on.")
     output_dir = Path(training_args.output_dir)

@@ -12,9 +12,9 @@ from pathlib import Path
 from omni_regressor.eval.metrics import metrics_for_score_range
 from processing_omni_regressor import ClipEncoder
 
-from ..arguments import OmniArgumentParser, ProcessingArguments, default_num_workers, parse_score_range
+from ..arguments import DatasetArguments, OmniArgumentParser, ProcessingArguments, default_num_workers, parse_score_range
 from ..backbones import backbone_of
-from ..data import DATASET_FORMATS, SPLITS, DataProblemsError, check_dataset, infer_score_range, records_to_dataset_dict
+from ..data import SPLITS, DataProblemsError, check_dataset, infer_score_range, records_to_dataset_dict
 from ..outputs import write_json
 from ..metering import peak_memory_mb
 from ..readouts.generative import DEFAULT_MAX_NEW_TOKENS, evaluate_generative, load_thinker
@@ -23,13 +23,10 @@ from ..settings import resolve_settings
 
 
 @dataclass
-class ZeroShotArguments:
+class ZeroShotArguments(DatasetArguments):
     _argument_group_name = "zero-shot"
     model_name_or_path: str = field(metadata={"help": "An original Qwen2.5-Omni or Qwen3-Omni checkpoint (Hub id or folder)."})
-    dataset_dir: str = field(metadata={"help": "Dataset root (MMSA layout or CMU-SDK raw layout)."})
     output_dir: str = field(metadata={"help": "Where zero_shot.json goes."})
-    dataset_format: str = field(default="mmsa", metadata={"help": "Dataset layout.", "choices": list(DATASET_FORMATS)})
-    labels_csv: str | None = field(default=None, metadata={"help": "Labels CSV for the cmu-sdk layout."})
     split: str = field(default="test", metadata={"help": "Split to score.", "choices": list(SPLITS)})
     score_range: str | None = field(default=None, metadata={"help": "Label scale 'low,high' (default: inferred)."})
     quantization: str = field(default="4bit", metadata={"help": "4bit or none.", "choices": ["4bit", "none"]})
@@ -40,11 +37,10 @@ class ZeroShotArguments:
         "help": "Worker processes that decode and encode clips (default: up to 4 with a GPU; on CPU only from 8 cores)."})
 
     def validate(self):
+        super().validate()
         parse_score_range(self.score_range)
         if self.batch_size < 1 or self.max_new_tokens < 1:
             raise ValueError("--batch_size and --max_new_tokens must be at least 1.")
-        if not Path(self.dataset_dir).is_dir():
-            raise ValueError(f"--dataset_dir {self.dataset_dir}: no such folder.")
 
 
 def run_zero_shot(args: ZeroShotArguments, processing: ProcessingArguments) -> dict:
@@ -52,8 +48,8 @@ def run_zero_shot(args: ZeroShotArguments, processing: ProcessingArguments) -> d
     settings, processor = resolve_settings(processing, args.model_name_or_path)
     media_cache = processing.media_cache()
     records, problems = check_dataset(
-        args.dataset_dir, args.dataset_format, args.labels_csv, settings.media_settings(), settings.modalities,
-        parse_score_range(args.score_range), media_cache=media_cache,
+        args.dataset_dir, args.dataset_format, media_settings=settings.media_settings(), modalities=settings.modalities,
+        score_range=parse_score_range(args.score_range), media_cache=media_cache, **args.dataset_options(),
     )
     if problems:
         raise DataProblemsError(problems, root=args.dataset_dir)
