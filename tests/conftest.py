@@ -1,11 +1,22 @@
 """Shared fixtures, built once per session: tiny random released-layout checkpoints of both backbones (one with the
-real Qwen vocabulary), their processors, and a small dataset of real mp4 clips."""
+real Qwen vocabulary), their processors, and a small dataset of real mp4 clips; for the hostile-input tests, a dataset
+with every hostile clip, the model trained on it with --skip_bad_clips and a folder of hostile files, plus the helpers
+that run a command as a user would."""
 
+import contextlib
+import csv
+import hashlib
+import io
 import os
+import re
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+import hostile_media as hm
 
 # trio (pulled in by selenium for the browser test) registers a Hypothesis plugin that fails to import when
 # Hypothesis loads it first; the plugin only makes trio's scheduler deterministic, which no test here needs.
@@ -136,4 +147,205 @@ def tiny_regressor_dir(tiny_backbone_dir, tmp_path_factory) -> Path:
     for name in ("tokenizer.json", "tokenizer_config.json", "processor_config.json", "chat_template.jinja"):
         if (tiny_backbone_dir / name).is_file():
             shutil.copyfile(tiny_backbone_dir / name, folder / name)
+    return folder
+
+
+# --- hostile inputs: helpers and shared fixtures --------------------------------------------------------------------
+# The hostile cases (issue #13) are driven through the public entry points as a user would (`omni-regressor <command>`
+# in this process or in a subprocess, `train_with_trainer.main`); they live beside the module each exercises
+# (test_data_checks.py, test_run.py, test_predict_inputs.py, test_media_cache.py, ...) and share what follows.
+
+
+def cli(*argv) -> tuple[int, str, str]:
+    """`omni-regressor ARGV` in this process -> (exit status, stdout, stderr), as a shell sees them (argparse's
+    usage errors raise SystemExit(2), which is the process's exit status)."""
+    from omni_regressor.cli import main as cli_main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            status = cli_main([str(value) for value in argv])
+        except SystemExit as exit_request:
+            status = exit_request.code
+    return status, out.getvalue(), err.getvalue()
+
+
+def predict(model, *argv) -> tuple[int, str, str]:
+    return cli("predict", "--model", model, "--device", "cpu", "--no_progress", *argv)
+
+
+PROGRESS_BAR = re.compile(r"^[^:]*: +\d+%\|")
+
+
+def one_error_line(stderr: str, *fragments) -> str:
+    """The user error is the only line on stderr besides progress bars, names what it is about, and is no traceback."""
+    lines = [line for line in stderr.replace("\r", "\n").splitlines() if line.strip() and not PROGRESS_BAR.match(line)]
+    assert "Traceback" not in stderr, stderr
+    assert len(lines) == 1, stderr
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+    return lines[0]
+
+
+def problem_lines(stdout: str) -> dict[str, str]:
+    """check-data's `clip_id<TAB>kind<TAB>detail` lines -> {clip_id: kind}."""
+    return {line.split("\t")[0]: line.split("\t")[1] for line in stdout.splitlines() if line.count("\t") >= 2}
+
+
+def read_csv(path) -> list[dict]:
+    with open(path, newline="", encoding="utf-8") as file:
+        return list(csv.DictReader(file))
+
+
+def digests(folder) -> dict[str, str]:
+    """sha256 of every file under `folder`, by relative path (to show that nothing was touched)."""
+    folder = Path(folder)
+    return {str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest()
+            for path in sorted(folder.rglob("*")) if path.is_file()}
+
+
+def rewrite_modes(root, mode_of) -> Path:
+    """Rewrites label.csv's `mode` column with `mode_of(old_mode)`."""
+    label_csv = Path(root) / "label.csv"
+    with open(label_csv, newline="", encoding="utf-8") as file:
+        rows = list(csv.DictReader(file))
+    fieldnames = list(rows[0])
+    for row in rows:
+        row["mode"] = mode_of(row["mode"])
+    with open(label_csv, "w", newline="", encoding="utf-8") as file:
+        writer = csv.DictWriter(file, fieldnames)
+        writer.writeheader()
+        writer.writerows(rows)
+    return Path(root)
+
+
+def dataset_view(source, destination, mode_of) -> Path:
+    """A dataset sharing `source`'s clips (Raw/ is a link) with other modes."""
+    destination = Path(destination)
+    destination.mkdir(parents=True)
+    shutil.copyfile(Path(source) / "label.csv", destination / "label.csv")
+    os.symlink(Path(source).resolve() / "Raw", destination / "Raw", target_is_directory=True)
+    return rewrite_modes(destination, mode_of)
+
+
+@pytest.fixture
+def no_model_loads(monkeypatch):
+    """Fails the test if any model weights load (every regressor/backbone load goes through this classmethod)."""
+    from transformers import PreTrainedModel
+
+    def refuse(cls, *args, **kwargs):
+        raise AssertionError(f"{cls.__name__} was loaded before the error was found")
+
+    monkeypatch.setattr(PreTrainedModel, "from_pretrained", classmethod(refuse))
+
+
+@pytest.fixture
+def read_only_folder(tmp_path):
+    """A folder nobody can write into: mode 0o555, and for root (who ignores modes) the immutable attribute."""
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    (folder / "kept.txt").write_text("kept")
+    folder.chmod(0o555)
+    immutable = False
+    if os.access(folder, os.W_OK):
+        immutable = subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode == 0
+    try:
+        if os.access(folder, os.W_OK):
+            pytest.skip("this user can write into any folder and cannot set the immutable attribute")
+        yield folder
+    finally:
+        if immutable:
+            subprocess.run(["chattr", "-i", str(folder)], check=True)
+        folder.chmod(0o755)
+
+
+def hostile_training_flags(backbone, root, output_dir, *extra):
+    return training_flags(backbone, root, output_dir, "--num_train_epochs", "1", "--quantization", "none", *extra)
+
+
+TINY, CUT, TALL = "hostile/tiny", "hostile/cut", "hostile/tall"
+
+
+@pytest.fixture(scope="session")
+def hostile_root(demo_dataset_dir, tmp_path_factory):
+    """The demo dataset plus a 1-frame + 5 ms clip (test split), a faststart mp4 cut at 60 % and a 2x600 video (train
+    split), and special-token transcripts on the first four train clips. -> (root, {transcript: clip_id})."""
+    root = tmp_path_factory.mktemp("hostile") / "data"
+    shutil.copytree(demo_dataset_dir, root)
+    hm.tiny_clip(root / "Raw" / "hostile" / "tiny.mp4")
+    hm.truncated_faststart_clip(root / "Raw" / "hostile" / "cut.mp4", keep_fraction=0.6)
+    hm.extreme_aspect_clip(root / "Raw" / "hostile" / "tall.mp4")
+    with open(root / "label.csv", newline="", encoding="utf-8") as file:
+        rows = list(csv.DictReader(file))
+    fieldnames = list(rows[0])
+    train_rows = [row for row in rows if row["mode"] == "train"]
+    clip_of_transcript = {}
+    for row, transcript in zip(train_rows, hm.SPECIAL_TOKEN_TRANSCRIPTS):
+        row["text"] = transcript
+        clip_of_transcript[transcript] = f"{row['video_id']}/{row['clip_id']}"
+    for clip_id, mode in (("tiny", "test"), ("cut", "train"), ("tall", "train")):
+        rows.append({**rows[0], "video_id": "hostile", "clip_id": clip_id, "text": "it was okay , fine and plain",
+                     "label": "0.4", "label_T": "0.4", "label_A": "0.4", "label_V": "0.4", "annotation": "Neutral",
+                     "mode": mode})
+    with open(root / "label.csv", "w", newline="", encoding="utf-8") as file:
+        writer = csv.DictWriter(file, fieldnames)
+        writer.writeheader()
+        writer.writerows(rows)
+    return root, clip_of_transcript
+
+
+@pytest.fixture(scope="session")
+def expected_problems(hostile_root) -> dict[str, str]:
+    _, clip_of_transcript = hostile_root
+    return {
+        TINY: "too_short_audio",
+        CUT: "corrupt_file",
+        TALL: "unsupported_geometry",
+        clip_of_transcript[hm.TRANSCRIPT_AUDIO_TOKEN_ONLY]: "empty_transcript",  # nothing left after cleaning
+    }
+
+
+@pytest.fixture(scope="session")
+def hostile_cache(hostile_root):
+    """The media cache the hostile runs share (beside the training run's output, as `training_flags` puts it)."""
+    return hostile_root[0].parent / "media-cache"
+
+
+@pytest.fixture(scope="session")
+def skip_run(tiny_backbone_dir, hostile_root):
+    """One epoch on the hostile dataset with --skip_bad_clips (special-token transcripts among the training clips)."""
+    import train_with_trainer
+
+    output_dir = hostile_root[0].parent / "run"
+    summary = train_with_trainer.main(
+        hostile_training_flags(tiny_backbone_dir, hostile_root[0], output_dir, "--skip_bad_clips", "true")
+    )
+    return output_dir, summary
+
+
+@pytest.fixture(scope="session")
+def regressor(skip_run) -> Path:
+    """The exported model of `skip_run`: what predict, evaluate and inspect-inputs load here."""
+    return skip_run[0] / "model"
+
+
+@pytest.fixture(scope="session")
+def clip_folder(demo_dataset_dir, tmp_path_factory) -> Path:
+    """A folder of good, odd, damaged and non-media files (the names of test_predict_inputs.FOLDER_CASES)."""
+    folder = tmp_path_factory.mktemp("predict-inputs") / "clips"
+    folder.mkdir()
+    shutil.copyfile(demo_dataset_dir / "Raw" / "demo_00" / "001.mp4", folder / "a_good.mp4")
+    shutil.copyfile(demo_dataset_dir / "Raw" / "demo_00" / "002.mp4", folder / "b_good.mp4")
+    for name, builder in [("tiny", hm.tiny_clip), ("cut", hm.truncated_faststart_clip), ("tall", hm.extreme_aspect_clip),
+                          ("wide", hm.wide_extreme_aspect_clip), ("rotated", hm.rotated_clip),
+                          ("variable_frame_rate", hm.variable_frame_rate_clip), ("audio_only", hm.audio_only_clip),
+                          ("video_only", hm.video_only_clip), ("ultra_hd", hm.ultra_hd_clip),
+                          ("ten_minutes", hm.ten_minute_clip), ("zero_byte", hm.zero_byte_file),
+                          ("text", hm.text_file_named_mp4), ("random", hm.random_bytes_mp4)]:
+        builder(folder / f"{name}.mp4")
+    hm.non_ascii_name_clip(folder)
+    os.symlink(folder / "missing_target.mp4", folder / "dangling.mp4")
+    os.symlink("loop.mp4", folder / "loop.mp4")
+    os.symlink(".", folder / "again", target_is_directory=True)  # a folder cycle: not followed, said so
+    (folder / "notes.txt").write_text("not a clip")
     return folder

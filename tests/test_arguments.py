@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import cli, hostile_training_flags, one_error_line
 from omni_regressor.cli import COMMANDS, main as cli_main
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -141,3 +142,59 @@ def test_every_processing_flag_is_a_setting_and_reaches_the_settings():
     settings = ProcessingArguments(**values).settings()
     assert settings.modalities == ("text", "video")
     assert all(getattr(settings, name) == value for name, value in values.items() if name != "modalities")
+
+
+# --- invalid flag values of each command (hostile inputs, issue #13) --------------------------------------------------
+
+
+def _no_cuda():
+    import torch
+
+    return not torch.cuda.is_available()
+
+
+FLAG_CASES = [
+    ("predict", ["--max_frames", "0"], "--max_frames must be at least 2"),
+    ("predict", ["--fps", "0"], "--fps must be a positive number"),
+    ("predict", ["--modalities", "smell"], "--modalities: unknown modality 'smell'"),
+    ("predict", ["--batch_size", "0"], "--batch_size must be at least 1"),
+    pytest.param("predict", ["--device", "cuda"], "--device cuda: no CUDA device",
+                 marks=pytest.mark.skipif(not _no_cuda(), reason="a CUDA device is present")),
+    ("train", ["--max_frames", "0"], "--max_frames must be at least 2"),
+    ("train", ["--fps", "0"], "--fps must be a positive number"),
+    ("train", ["--modalities", "smell"], "--modalities: unknown modality 'smell'"),
+    ("train", ["--score_range", "3"], "--score_range must be 'low,high'"),
+    ("train", ["--per_device_train_batch_size", "0"], "--per_device_train_batch_size must be at least 1"),
+    ("train", ["--num_train_epochs", "0"], "--num_train_epochs must be positive"),
+    ("train", ["--device", "cuda"], "unrecognized arguments: --device"),
+    ("evaluate", ["--fps", "0"], "--fps must be a positive number"),
+    ("evaluate", ["--modalities", "smell"], "--modalities: unknown modality 'smell'"),
+    ("check-data", ["--score_range", "3"], "--score_range must be 'low,high'"),
+    ("check-data", ["--max_frames", "0"], "--max_frames must be at least 2"),
+]
+
+
+@pytest.mark.parametrize(("command", "flags", "message"), FLAG_CASES)
+def test_an_invalid_flag_value_is_one_line_naming_it_with_exit_status_2_before_any_model_loads(
+        command, flags, message, regressor, tiny_backbone_dir, demo_dataset_dir, tmp_path, no_model_loads):
+    required = {
+        "predict": ["predict", "--model", regressor, demo_dataset_dir / "Raw" / "demo_00" / "001.mp4"],
+        "train": ["train", *hostile_training_flags(tiny_backbone_dir, demo_dataset_dir, tmp_path / "run")],
+        "evaluate": ["evaluate", "--model", regressor, "--dataset_dir", demo_dataset_dir, "--output_dir",
+                     tmp_path / "eval"],
+        "check-data": ["check-data", demo_dataset_dir],
+    }[command]
+    started = time.perf_counter()
+    status, out, err = cli(*required, *flags)
+    assert time.perf_counter() - started < 5
+    assert status == 2
+    one_error_line(err, f"omni-regressor {command}: error:", message)
+    assert out == "" and not (tmp_path / "run").exists() and not (tmp_path / "eval").exists()
+
+
+def test_an_invalid_flag_value_exits_2_from_a_real_process(regressor, demo_dataset_dir):
+    command = [sys.executable, "-m", "omni_regressor.cli", "predict", "--model", str(regressor),
+               str(demo_dataset_dir / "Raw" / "demo_00" / "001.mp4"), "--max_frames", "0"]
+    finished = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    assert finished.returncode == 2
+    one_error_line(finished.stderr, "omni-regressor predict: error: --max_frames must be at least 2")

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from safetensors.torch import load_file, save_file
 
+from conftest import cli, digests, hostile_training_flags, one_error_line
 from omni_regressor.data import read_mmsa
 from omni_regressor.outputs import OutputFile, read_rows, strict_dumps, write_json
 from omni_regressor.predict import main as predict_main
@@ -291,3 +292,55 @@ def test_an_output_written_by_another_run_while_this_one_started_is_not_truncate
     assert predict(trained_export, clips, "--output", output) == 2
     assert f"--output {output} exists" in capsys.readouterr().err
     assert output.read_text() == "path,score\nother.mp4,1.0\n"
+
+
+# --- output paths that are a file or read-only (hostile inputs, issue #13) --------------------------------------------
+
+
+@pytest.fixture
+def a_file(tmp_path) -> Path:
+    path = tmp_path / "a-file"
+    path.write_text("not a folder")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        ("predict_output_under_a_file", "a-file is a file"),
+        ("predict_output_exists", "exists; pass --resume to complete it or --overwrite to replace it"),
+        ("predict_output_in_read_only_folder", "read-only is not writable"),
+        ("train_output_dir_is_a_file", "--output_dir {a_file} is a file"),
+        ("train_output_dir_in_read_only_folder", "read-only is not writable"),
+        ("evaluate_output_dir_is_a_file", "--output_dir {a_file} is a file"),
+        ("evaluate_output_dir_in_read_only_folder", "read-only is not writable"),
+        ("tiny_backbone_output_dir_is_a_file", "--output_dir {a_file} is a file"),
+        ("demo_data_output_dir_in_read_only_folder", "read-only is not writable"),
+    ],
+)
+def test_an_output_that_is_a_file_or_read_only_is_refused_before_any_model_loads(
+        case, message, request, a_file, regressor, tiny_backbone_dir, demo_dataset_dir, tmp_path, no_model_loads):
+    clip = demo_dataset_dir / "Raw" / "demo_00" / "001.mp4"
+    read_only = request.getfixturevalue("read_only_folder") if "read_only" in case else None
+    argv = {
+        "predict_output_under_a_file": lambda: ["predict", "--model", regressor, clip, "--output", a_file / "out.csv"],
+        "predict_output_exists": lambda: ["predict", "--model", regressor, clip, "--output", a_file.with_suffix(".csv")],
+        "predict_output_in_read_only_folder": lambda: ["predict", "--model", regressor, clip, "--output",
+                                                       read_only / "out.csv"],
+        "train_output_dir_is_a_file": lambda: ["train", *hostile_training_flags(tiny_backbone_dir, demo_dataset_dir, a_file)],
+        "train_output_dir_in_read_only_folder": lambda: [
+            "train", *hostile_training_flags(tiny_backbone_dir, demo_dataset_dir, read_only / "run")],
+        "evaluate_output_dir_is_a_file": lambda: ["evaluate", "--model", regressor, "--dataset_dir", demo_dataset_dir,
+                                                  "--output_dir", a_file],
+        "evaluate_output_dir_in_read_only_folder": lambda: [
+            "evaluate", "--model", regressor, "--dataset_dir", demo_dataset_dir, "--output_dir", read_only / "eval"],
+        "tiny_backbone_output_dir_is_a_file": lambda: ["tiny-backbone", "--output_dir", a_file],
+        "demo_data_output_dir_in_read_only_folder": lambda: ["demo-data", "--output_dir", read_only / "data"],
+    }[case]()
+    if case == "predict_output_exists":
+        a_file.with_suffix(".csv").write_text("path,score\nkept.mp4,1.0\n")
+    untouched = digests(tmp_path)
+    status, _, err = cli(*argv)
+    assert status == 2
+    one_error_line(err, message.format(a_file=a_file))
+    assert digests(tmp_path) == untouched
