@@ -175,6 +175,19 @@ def cut_incomplete_line(path: Path) -> None:
             file.truncate(end)
 
 
+def write_parquet(rows_path: Path, parquet_path: Path) -> Path:
+    """The rows of a JSONL output (`--output X.parquet` writes them to `X.parquet.rows.jsonl` as it goes, so a killed
+    run keeps them and `--resume` reads them) as one Parquet file, replaced atomically."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = read_rows(rows_path)
+    temporary = parquet_path.with_name(f".{parquet_path.name}.tmp")
+    pq.write_table(pa.Table.from_pylist(rows), temporary)
+    os.replace(temporary, parquet_path)
+    return parquet_path
+
+
 def is_jsonl(path) -> bool:
     return Path(path).suffix.lower() == ".jsonl"
 

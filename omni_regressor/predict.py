@@ -18,7 +18,7 @@ from collections import Counter
 import json
 import os
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .arguments import OmniArgumentParser, ProcessingArguments, UsageError, default_num_workers
@@ -26,6 +26,8 @@ from .ray_engine import EngineArguments
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".avi", ".mov", ".webm", ".m4v", ".wav", ".mp3", ".m4a", ".flac")
 COLUMNS = ["path", "video_id", "clip_id", "score", "label_bucket", "acc2", "modalities", "error"]
+OUTPUT_SUFFIXES = (".csv", ".jsonl", ".parquet")
+PARQUET_ROWS_SUFFIX = ".rows.jsonl"
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG)
 
@@ -77,7 +79,9 @@ class PredictArguments:
     model: str = field(metadata={"help": "Saved regressor: an exported folder or a Hub id."})
     transcript: str | None = field(default=None, metadata={"help": "Transcript of the clip, for a single INPUT file."})
     batch_size: int = field(default=8, metadata={"help": "Clips per forward pass (grouped by modalities, sorted by length)."})
-    output: str | None = field(default=None, metadata={"help": "Output file, .csv or .jsonl by suffix (default: CSV on stdout)."})
+    output: str | None = field(default=None, metadata={"help": "Output file, .csv, .jsonl or .parquet by suffix (default: CSV "
+                                                               "on stdout). Parquet: rows go to X.parquet.rows.jsonl as they "
+                                                               "are scored (resumable), X.parquet is written at the end."})
     resume: bool = field(default=False, metadata={"help": "Keep the rows already in --output and score only the missing inputs."})
     overwrite: bool = field(default=False, metadata={"help": "Replace an existing --output."})
     transcribe: bool = field(default=False, metadata={"help": "Transcribe clips that have no transcript with the original Thinker first."})
@@ -111,8 +115,8 @@ class PredictArguments:
             raise ValueError(f"--window_batches must be at least 1, got {self.window_batches}.")
         if self.num_workers is not None and self.num_workers < 0:
             raise ValueError(f"--num_workers must be 0 or more, got {self.num_workers}.")
-        if self.output is not None and not self.output.lower().endswith((".csv", ".jsonl")):
-            raise ValueError(f"--output {self.output}: the suffix must be .csv or .jsonl.")
+        if self.output is not None and not self.output.lower().endswith(OUTPUT_SUFFIXES):
+            raise ValueError(f"--output {self.output}: the suffix must be .csv, .jsonl or .parquet.")
         if self.resume and self.overwrite:
             raise ValueError("--resume and --overwrite exclude each other.")
         for name in ("window", "hop"):
@@ -368,9 +372,23 @@ def lock_output(output: OutputFile | None, dist, rank: int) -> None:
         raise UsageError(error)
 
 
+def parquet_output(args: PredictArguments) -> tuple[PredictArguments, Path | None]:
+    """`--output X.parquet`: the rows are written (and resumed) as `X.parquet.rows.jsonl`, X.parquet at the end."""
+    if not (args.output and args.output.lower().endswith(".parquet")):
+        return args, None
+    parquet = Path(args.output)
+    if parquet.is_dir():
+        raise UsageError(f"--output {parquet} is a folder; give a .csv, .jsonl or .parquet file path.")
+    if parquet.exists() and not (args.resume or args.overwrite):
+        raise UsageError(f"--output {parquet} exists; pass --resume to complete it or --overwrite to replace it.")
+    return replace(args, output=f"{parquet}{PARQUET_ROWS_SUFFIX}"), parquet
+
+
 def run(args: PredictArguments, processing_args: ProcessingArguments, inputs: list[str], engine=None) -> int:
+    from .outputs import write_parquet
     from .streaming import distributed, world
 
+    args, parquet = parquet_output(args)
     check_output(args, inputs)
     rank, world_size = world()
     if engine is not None and engine.uses_ray:
@@ -385,7 +403,10 @@ def run(args: PredictArguments, processing_args: ProcessingArguments, inputs: li
         try:
             if rank == 0:
                 check_output(args, inputs)  # again, under the lock: another run may have written it meanwhile
-            return run_on_this_rank(args, processing_args, inputs, dist, output, engine)
+            status = run_on_this_rank(args, processing_args, inputs, dist, output, engine)
+            if parquet is not None and rank == 0:
+                write_parquet(Path(args.output), parquet)
+            return status
         finally:
             if output is not None:
                 output.release()

@@ -292,3 +292,23 @@ def test_a_summary_line_counts_clips_scored_on_fewer_modalities_and_says_why(tra
     assert len(lines) == 1 and lines[0].startswith("2 clips scored on fewer modalities") and "empty_transcript: 2" in lines[0]
     rows = read_csv(tmp_path / "scores.csv")
     assert [row["modalities"] for row in rows] == ["audio+video", "audio+video", "text+audio+video"]
+
+
+def test_a_parquet_output_holds_the_rows_of_the_csv_output_and_resumes_from_its_row_journal(trained_export, records,
+                                                                                            tmp_path, capsys):
+    import pyarrow.parquet as pq
+
+    clips = [shutil.copyfile(record.media_path, tmp_path / f"{index}.mp4") for index, record in enumerate(records[:3])]
+    assert predict(trained_export, *clips, "--output", tmp_path / "scores.csv") == 0
+    assert predict(trained_export, *clips[:2], "--output", tmp_path / "scores.parquet") == 0
+    journal = tmp_path / "scores.parquet.rows.jsonl"
+    assert len(read_jsonl(journal)) == 2
+    # The same inputs again, resumed: only the third clip is scored, and the Parquet file then holds all three.
+    assert predict(trained_export, *clips, "--output", tmp_path / "scores.parquet", "--resume") == 0
+    assert "resuming: 2 of 3" in capsys.readouterr().err
+    table = pq.read_table(tmp_path / "scores.parquet").to_pylist()
+    expected = read_csv(tmp_path / "scores.csv")
+    assert [row["path"] for row in table] == [row["path"] for row in expected]
+    assert list(table[0]) == list(expected[0])  # the same columns, in the same order
+    assert [row["score"] for row in table] == pytest.approx([float(row["score"]) for row in expected], abs=1e-6)
+    assert predict(trained_export, *clips, "--output", tmp_path / "scores.parquet") == 2  # exists: refused
