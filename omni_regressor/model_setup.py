@@ -8,6 +8,8 @@ The unquantised towers and embeddings stay in their load dtype (bf16) during QLo
 frozen weight needs; `upcast_frozen_weights=True` asks for that behaviour.
 """
 
+import contextlib
+import logging
 import os
 
 import torch
@@ -115,3 +117,16 @@ def prepare_for_training(model, quantized: bool, lora_config, gradient_checkpoin
     if quantized and not torch.cuda.is_available():
         disable_cpu_bf16_repacking(model)
     return get_peft_model(model, lora_config) if lora_config is not None else model
+
+
+@contextlib.contextmanager
+def quiet_head_warning():
+    """While a base checkpoint is loaded where a new head is the point (training, the probe), the modeling file's
+    "a new regression head was initialised" line says nothing the user can act on: it is held back."""
+    modeling_logger = logging.getLogger("modeling_omni_regressor")
+    level = modeling_logger.level
+    modeling_logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        modeling_logger.setLevel(level)

@@ -10,7 +10,7 @@ from configuration_omni_regressor import OmniRegressorConfig
 from .backbones import backbone_of, num_decoder_layers, read_config_dict
 from .export import install_hub_code
 from .model_setup import export_dtype
-from .probe_features import quiet_head_warning
+from .model_setup import quiet_head_warning
 
 CARD = """---
 library_name: transformers

@@ -7,9 +7,7 @@ not grow with the corpus), then copied tensor by tensor into the safetensors fil
 complete (a file that exists is whole).
 """
 
-import contextlib
 import json
-import logging
 import os
 import struct
 import time
@@ -19,10 +17,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-import modeling_omni_regressor
 from modeling_omni_regressor import POOLERS
 from pipeline_omni_regressor import ClipScore, score_in_length_order
 from processing_omni_regressor import ClipEncoder, ProcessingSettings, model_inputs
+
+from .model_setup import quiet_head_warning
 
 FEATURES_FILE = "features.safetensors"
 
@@ -83,17 +82,6 @@ def _probe_batch(model, encoder, chunk, device, taps: LayerTaps) -> list[ClipSco
         if len(chunk) == 1:
             return [ClipScore(chunk[0].path, None, chunk[0].modalities, f"{type(error).__name__}: {error}")]
         return [result for clip in chunk for result in _probe_batch(model, encoder, [clip], device, taps)]
-
-
-@contextlib.contextmanager
-def quiet_head_warning():
-    modeling_logger = logging.getLogger(modeling_omni_regressor.__name__)
-    level = modeling_logger.level
-    modeling_logger.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        modeling_logger.setLevel(level)
 
 
 def load_frozen_model(model_name_or_path, quantization: str, readout_layer: int):

@@ -10,7 +10,7 @@ from ..export import (merged_export, name_base_in_config, public_base_name, publ
                       save_adapter_export, save_full_model)
 from ..metering import BatchTimer
 from ..model_card import write_adapter_card, write_model_card
-from ..model_setup import load_kwargs_for, lora_config_for, prepare_for_training
+from ..model_setup import load_kwargs_for, lora_config_for, prepare_for_training, quiet_head_warning
 from .base import Readout, RunContext, TestResult
 
 
@@ -21,9 +21,10 @@ def load_regressor_for_training(model_name_or_path, backbone, quantization="4bit
 
     `readout_kwargs` are regressor config values (`head_hidden_size`, `label_mean`, `processing`, ...).
     """
-    model = backbone.regressor_class.from_pretrained(
-        model_name_or_path, **load_kwargs_for(quantization, backbone.regressor_skip_modules()), **readout_kwargs
-    )
+    with quiet_head_warning():  # a base checkpoint's new head is what training trains
+        model = backbone.regressor_class.from_pretrained(
+            model_name_or_path, **load_kwargs_for(quantization, backbone.regressor_skip_modules()), **readout_kwargs
+        )
     lora_config = lora_config_for(backbone, lora_preset, **(lora_overrides or {}), modules_to_save=["head"])
     return prepare_for_training(
         model,
