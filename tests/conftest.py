@@ -46,19 +46,33 @@ def isolated_caches(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def tiny_backbone_dir(tmp_path_factory) -> Path:
-    """Qwen2.5-Omni, tiny shape, small-vocabulary tokenizer, released preprocessor settings."""
+def tiny_backbone_for(tmp_path_factory):
+    """Registered backbone name -> a tiny random released-layout checkpoint of it (small-vocabulary tokenizer,
+    released preprocessor settings), built once per name: tests over every backbone read the registry."""
     from omni_regressor.tiny_backbone import write_tiny_backbone
 
-    return write_tiny_backbone(tmp_path_factory.mktemp("tiny-omni"), seed=0)
+    folders = {"qwen2.5-omni": "tiny-omni", "qwen3-omni": "tiny-qwen3-omni"}
+    built = {}
+
+    def build(name: str) -> Path:
+        if name not in built:
+            built[name] = write_tiny_backbone(tmp_path_factory.mktemp(folders.get(name, f"tiny-{name}")), seed=0,
+                                              backbone=name)
+        return built[name]
+
+    return build
 
 
 @pytest.fixture(scope="session")
-def tiny_qwen3_backbone_dir(tmp_path_factory) -> Path:
-    """Qwen3-Omni (MoE Thinker), tiny shape, small-vocabulary tokenizer."""
-    from omni_regressor.tiny_backbone import write_tiny_backbone
+def tiny_backbone_dir(tiny_backbone_for) -> Path:
+    """Qwen2.5-Omni, tiny shape."""
+    return tiny_backbone_for("qwen2.5-omni")
 
-    return write_tiny_backbone(tmp_path_factory.mktemp("tiny-qwen3-omni"), seed=0, backbone="qwen3-omni")
+
+@pytest.fixture(scope="session")
+def tiny_qwen3_backbone_dir(tiny_backbone_for) -> Path:
+    """Qwen3-Omni (MoE Thinker), tiny shape."""
+    return tiny_backbone_for("qwen3-omni")
 
 
 @pytest.fixture(scope="session")

@@ -21,7 +21,7 @@ from omni_regressor.backbones import backbone_of
 from omni_regressor.media import MediaCache, write_clip
 from processing_omni_regressor import ClipEncoder, ProcessingSettings
 
-BACKBONE_FIXTURES = ["tiny_backbone_dir", "tiny_qwen3_backbone_dir"]
+from omni_regressor.backbones import BACKBONES
 
 
 @pytest.fixture(scope="module")
@@ -30,10 +30,10 @@ def regressor(tiny_backbone_dir):
     return Qwen2_5OmniForSentimentRegression.from_pretrained(tiny_backbone_dir, head_hidden_size=16).eval()
 
 
-@pytest.fixture(scope="module", params=BACKBONE_FIXTURES, ids=["qwen2.5-omni", "qwen3-omni"])
-def backbone_regressor_and_encoder(request):
-    """(regressor, encoder) of each backbone, small frames."""
-    backbone_dir = request.getfixturevalue(request.param)
+@pytest.fixture(scope="module", params=list(BACKBONES))
+def backbone_regressor_and_encoder(request, tiny_backbone_for):
+    """(regressor, encoder) of each registered backbone, small frames."""
+    backbone_dir = tiny_backbone_for(request.param)
     torch.manual_seed(0)
     model = backbone_of(backbone_dir).regressor_class.from_pretrained(backbone_dir, head_hidden_size=16).eval()
     encoder = ClipEncoder(AutoProcessor.from_pretrained(backbone_dir), ProcessingSettings(**SMALL_PIXELS), media_cache=MediaCache(None))
@@ -158,9 +158,9 @@ def assert_thinker_equals_checkpoint(model, checkpoint_file):
     assert checked == len(thinker_tensors), "every Thinker tensor of the model must come from the checkpoint"
 
 
-@pytest.mark.parametrize("backbone_fixture", BACKBONE_FIXTURES)
-def test_original_checkpoint_loads_every_thinker_tensor_and_says_the_head_is_new(backbone_fixture, request, caplog):
-    backbone_dir = request.getfixturevalue(backbone_fixture)
+@pytest.mark.parametrize("backbone", list(BACKBONES))
+def test_original_checkpoint_loads_every_thinker_tensor_and_says_the_head_is_new(backbone, tiny_backbone_for, caplog):
+    backbone_dir = tiny_backbone_for(backbone)
     spec = backbone_of(backbone_dir)
     config = json.loads((backbone_dir / "config.json").read_text())
     assert config["model_type"] == spec.original_model_type
@@ -239,9 +239,9 @@ FRESH_PROCESS_SCRIPT = textwrap.dedent(
 )
 
 
-@pytest.mark.parametrize("backbone_fixture", BACKBONE_FIXTURES)
-def test_saved_model_loads_in_a_fresh_process_with_trust_remote_code(backbone_fixture, request, clip_paths, tmp_path):
-    backbone_dir = request.getfixturevalue(backbone_fixture)
+@pytest.mark.parametrize("backbone", list(BACKBONES))
+def test_saved_model_loads_in_a_fresh_process_with_trust_remote_code(backbone, tiny_backbone_for, clip_paths, tmp_path):
+    backbone_dir = tiny_backbone_for(backbone)
     spec = backbone_of(backbone_dir)
     torch.manual_seed(0)
     regressor = spec.regressor_class.from_pretrained(backbone_dir, head_hidden_size=16).eval()

@@ -13,7 +13,7 @@ from omni_regressor.media import MediaCache
 from processing_omni_regressor import ClipEncoder, ProcessingSettings
 from test_modeling import TRANSCRIPTS, clip_paths, right_padded  # noqa: F401 - clip_paths is a fixture
 
-BACKBONE_FIXTURES = ["tiny_backbone_dir", "tiny_qwen3_backbone_dir"]
+from omni_regressor.backbones import BACKBONES
 
 
 def regressor_for(backbone_dir, **config):
@@ -24,10 +24,11 @@ def regressor_for(backbone_dir, **config):
     return model
 
 
-@pytest.fixture(scope="module", params=BACKBONE_FIXTURES, ids=["qwen2.5-omni", "qwen3-omni"])
-def backbone_and_batches(request, clip_paths):  # noqa: F811
-    """(backbone folder, left-padded text+audio+video batch of 3 clips of mixed lengths, each clip alone)."""
-    backbone_dir = request.getfixturevalue(request.param)
+@pytest.fixture(scope="module", params=list(BACKBONES))
+def backbone_and_batches(request, clip_paths, tiny_backbone_for):  # noqa: F811
+    """(backbone folder, left-padded text+audio+video batch of 3 clips of mixed lengths, each clip alone), for every
+    registered backbone."""
+    backbone_dir = tiny_backbone_for(request.param)
     encoder = ClipEncoder(AutoProcessor.from_pretrained(backbone_dir), ProcessingSettings(**SMALL_PIXELS), media_cache=MediaCache(None))
     encoded = [encoder.encode(text, encoder.decode(path), ("text", "audio", "video")) for text, path in zip(TRANSCRIPTS, clip_paths)]
     assert len({clip["input_ids"].shape[1] for clip in encoded}) == 3

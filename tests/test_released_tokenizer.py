@@ -20,7 +20,7 @@ pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("dashscope") is None, reason="needs the dashscope wheel's qwen.tiktoken (pip install dashscope)"
 )
 
-BACKBONES = ["qwen2.5-omni", "qwen3-omni"]
+BACKBONES = list(rt.BACKBONES)  # every registered backbone with a released-files replica
 SYSTEM = {"role": "system", "content": [{"type": "text", "text": "You are a careful annotator of sentiment."}]}
 TASK = {"type": "text", "text": 'Rate the sentiment from -3 to 3.\nTranscript: "i really loved it"'}
 
