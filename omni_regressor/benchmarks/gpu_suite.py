@@ -145,10 +145,10 @@ def moe_step_memory(arch: str, paths, memory) -> dict:
 def run_suite(args, workdir: Path) -> dict:
     from transformers import AutoProcessor
 
-    from processing_omni_regressor import ClipEncoder, ProcessingSettings, model_inputs
+    from processing_omni_regressor import ClipEncoder, ProcessingSettings
 
     from ..backbones import backbone_of
-    from ..experiments.benchmark import (regressor_sharing_backbone, timed_together, use_device,
+    from ..experiments.benchmark import (readout_passes, regressor_sharing_backbone, timed_together, use_device,
                                          write_benchmark_clips)
     from ..media import MediaCache
     from ..readouts.discriminative import load_regressor_for_training
@@ -194,16 +194,7 @@ def run_suite(args, workdir: Path) -> dict:
     regressor = regressor_sharing_backbone(thinker, backbone)
     device = thinker.lm_head.weight.device
 
-    @torch.no_grad()
-    def discriminative(batch_size: int):
-        for start in range(0, len(encoded), batch_size):
-            regressor(**model_inputs(encoder.collate(encoded[start : start + batch_size]), device))
-
-    @torch.no_grad()
-    def generative():
-        for clip in encoded:
-            thinker.generate(**model_inputs(encoder.collate([clip]), device), max_new_tokens=args.answer_tokens,
-                             min_new_tokens=args.answer_tokens, do_sample=False, pad_token_id=encoder.pad_token_id)
+    discriminative, generative, _ = readout_passes(regressor, thinker, encoder, encoded, device, args.answer_tokens)
 
     seconds = timed_together({"discriminative": lambda: discriminative(1), "generative": generative,
                               "batch8": lambda: discriminative(8)}, args.repeats)

@@ -211,6 +211,29 @@ def run_benchmark(args: BenchmarkArguments, processing: ProcessingArguments) -> 
     return report
 
 
+def readout_passes(regressor, thinker, encoder, encoded: list[dict], device, answer_tokens: int):
+    """The timed passes over `encoded` clips: (discriminative(batch_size), generative one by one, generative's prefill
+    alone one by one — the Thinker's forward with its LM head over every position)."""
+
+    @torch.no_grad()
+    def discriminative(batch_size: int):
+        for start in range(0, len(encoded), batch_size):
+            regressor(**model_inputs(encoder.collate(encoded[start : start + batch_size]), device))
+
+    @torch.no_grad()
+    def generative_one_by_one():
+        for clip in encoded:
+            thinker.generate(**model_inputs(encoder.collate([clip]), device), max_new_tokens=answer_tokens,
+                             min_new_tokens=answer_tokens, do_sample=False, pad_token_id=encoder.pad_token_id)
+
+    @torch.no_grad()
+    def generative_prefill_one_by_one():
+        for clip in encoded:
+            thinker(**model_inputs(encoder.collate([clip]), device), use_cache=False)
+
+    return discriminative, generative_one_by_one, generative_prefill_one_by_one
+
+
 def benchmark_in(workdir: Path, args: BenchmarkArguments, processing: ProcessingArguments) -> dict:
     from ..benchmarks.process_memory import PhaseMemory, current_mb, tensor_bytes
 
@@ -240,28 +263,8 @@ def benchmark_in(workdir: Path, args: BenchmarkArguments, processing: Processing
     encoded = [encoder.encode(text, clip) for text, clip in zip(transcripts, clips)]
     device = thinker.lm_head.weight.device
 
-    @torch.no_grad()
-    def discriminative(batch_size: int):
-        for start in range(0, len(encoded), batch_size):
-            regressor(**model_inputs(encoder.collate(encoded[start : start + batch_size]), device))
-
-    @torch.no_grad()
-    def generative_one_by_one():
-        for clip in encoded:
-            inputs = model_inputs(encoder.collate([clip]), device)
-            thinker.generate(
-                **inputs,
-                max_new_tokens=args.answer_tokens,
-                min_new_tokens=args.answer_tokens,
-                do_sample=False,
-                pad_token_id=encoder.pad_token_id,
-            )
-
-    @torch.no_grad()
-    def generative_prefill_one_by_one():  # generate's prefill: the Thinker's forward, its LM head over every position
-        for clip in encoded:
-            thinker(**model_inputs(encoder.collate([clip]), device), use_cache=False)
-
+    discriminative, generative_one_by_one, generative_prefill_one_by_one = readout_passes(
+        regressor, thinker, encoder, encoded, device, args.answer_tokens)
     probe = ReadoutProbe(thinker, regressor)
     with memory.phase("discriminative"):
         seconds = timed_together({"batch1": lambda: discriminative(1), "batch8": lambda: discriminative(8)}, args.repeats)
