@@ -5,15 +5,16 @@ Hub-ready folder (the same as `omni-regressor train`).
     python train_with_trainer.py configs/mosi.yaml --dataset_dir /data/MOSI   # flags from a file, then overrides
     torchrun --nproc_per_node 2 train_with_trainer.py ...                     # DDP, one quantised copy per rank
 
-The arguments (one dataclass per concern) are `omni_regressor.arguments`; the run itself is
+The arguments (one dataclass per concern) are `omni_regressor.arguments` (`OmniTrainingArguments` in
+`omni_regressor.training_arguments`); the run itself is
 `omni_regressor.run.run_training`: data check -> model (4-bit + LoRA) -> Trainer -> test metrics -> export + card.
 """
 
 import logging
 import sys
 
-from omni_regressor.arguments import DataArguments, ModelArguments, OmniTrainingArguments, ProcessingArguments  # noqa: F401
-from omni_regressor.arguments import parse_training_arguments
+from omni_regressor.arguments import DataArguments, ModelArguments, ProcessingArguments  # noqa: F401
+from omni_regressor.training_arguments import OmniTrainingArguments, parse_training_arguments  # noqa: F401
 from omni_regressor.run import run_training
 
 

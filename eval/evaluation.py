@@ -92,7 +92,7 @@ def evaluate_model(
     metrics.json an `attribution` table (mean and mean absolute effect, MAE without each modality), plus
     attribution.md and attribution.png.
     """
-    from omni_regressor.inference import check_model_folder
+    from omni_regressor.model_loading import check_model_folder
     from omni_regressor.streaming import distributed
 
     if split not in EVALUATION_SPLITS:
@@ -142,16 +142,15 @@ def _evaluate(model_dir, dataset_dir, split, output_dir, dataset_format, labels_
 
     # 2. Inference: the streamed path of `omni-regressor predict`, this rank's share of the clips; rank 0 gathers the
     # scores of every rank (through the process group: no shared file system needed) and writes the outputs.
-    overrides = {key: value for key, value in processing.overrides().items() if key != "modalities"}
     media_cache = processing.media_cache()  # the cache the data check just filled
     items = [InputItem(index, record.media_path, record.text) for index, record in enumerate(records)]
     if on_ray:  # decoded by Ray tasks, scored by Ray actors; the results come back here in input order
-        scorer = RayScorer.from_pretrained(model_dir, engine, settings.modalities, media_cache.cache_dir, overrides)
+        scorer = RayScorer.from_pretrained(model_dir, engine, media_cache_dir=media_cache.cache_dir,
+                                           processing=settings.to_dict())
         scores = scorer.stream(items, batch_size, allow_missing_modalities=False, explain=explain)
-    else:
-        scorer = SentimentScorer.from_pretrained(model_dir, modalities=settings.modalities, device=default_device(),
-                                                 media_cache_dir=media_cache.cache_dir, processing=overrides,
-                                                 trust_remote_code=trust_remote_code)
+    else:  # the settings the data were checked with
+        scorer = SentimentScorer.from_pretrained(model_dir, device=default_device(), media_cache_dir=media_cache.cache_dir,
+                                                 processing=settings.to_dict(), trust_remote_code=trust_remote_code)
         items = shard(items, rank, world_size)
         scores = stream_scores(scorer.model, scorer.encoder, items, batch_size, num_workers,
                                allow_missing_modalities=False, device=scorer.device, explain=explain)

@@ -262,7 +262,7 @@ def save_hidden_states(path, hidden_states, labels, clip_ids, scores=None, metad
 def load_for_analysis(model_name_or_path, device, dtype=None):
     """(regressor, fine_tuned) for a saved regressor folder or a base checkpoint (new, unused head)."""
     from .backbones import backbone_of, read_config_dict
-    from .inference import check_model_folder
+    from .model_loading import check_model_folder
     from .model_setup import export_dtype
 
     try:

@@ -95,10 +95,6 @@ class ProcessingArguments:
             values["modalities"] = parse_modalities(self.modalities)
         return values
 
-    def settings(self, base: ProcessingSettings | None = None) -> ProcessingSettings:
-        """`base` (a saved model's settings; default: the official ones) with the given flags on top."""
-        return ProcessingSettings.from_dict({**(base or ProcessingSettings()).to_dict(), **self.overrides()})
-
     def media_cache(self):
         from .media import MediaCache, default_cache_dir
 
@@ -379,7 +375,9 @@ def dataclass_flag_names(*dataclass_types) -> set[str]:
 
 
 def __getattr__(name):
-    # The training flags import `TrainingArguments` (and with it peft and bitsandbytes): only when asked for.
+    # Names this module had before the training flags moved to `training_arguments` (importing `TrainingArguments`
+    # imports peft and bitsandbytes): still importable from here, loaded when asked for. The package itself imports
+    # them from `omni_regressor.training_arguments`.
     if name in ("OmniTrainingArguments", "parse_training_arguments", "training_parser"):
         from . import training_arguments
 

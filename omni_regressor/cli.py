@@ -41,7 +41,7 @@ def user_errors() -> tuple[type[Exception], ...]:
     from processing_omni_regressor import MediaError
 
     from .arguments import RunError, UsageError
-    from .inference import ModelFolderError
+    from .model_loading import ModelFolderError
     from .outputs import OutputError
 
     return (UsageError, ModelFolderError, RunError, MediaError, FileExistsError, OutputError)

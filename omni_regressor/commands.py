@@ -223,7 +223,6 @@ class DenoiseArguments:
 
 def write_wav(path, audio, sampling_rate: int) -> int:
     """Mono 16-bit PCM WAV (standard library `wave`), written to a temporary file and renamed; -> clipped samples."""
-    import os
     import tempfile
     import wave
 
@@ -312,7 +311,7 @@ class ServeArguments:
 def serve_command(argv) -> int:
     """Serves the web page of a model (the Gradio app `omni-regressor space` writes as a Space's app.py) until
     interrupted."""
-    from .inference import check_model_folder
+    from .model_loading import check_model_folder
 
     (args,) = OmniArgumentParser(ServeArguments, prog="omni-regressor serve").parse(argv)
     check_model_folder(args.model)

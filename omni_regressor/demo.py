@@ -55,7 +55,8 @@ def training_flags(args: DemoArguments, backbone: Path, data: Path, run: Path) -
 
 
 def main(argv=None) -> int:
-    from .arguments import OmniArgumentParser, parse_training_arguments
+    from .arguments import OmniArgumentParser
+    from .training_arguments import parse_training_arguments
     from .commands import refuse_to_overwrite
     from .data import check_dataset, write_demo_dataset
     from .inference import SentimentScorer

@@ -1,6 +1,8 @@
 """Loading a trained regressor for scoring: complete folders only, with this package's own classes.
 
-`load_regressor(folder)` is what `predict`, `evaluate`, `inspect-inputs` and `SentimentScorer` use:
+`check_model_folder(folder)` refuses, in one line, what is not a trained regressor folder (a base checkpoint, an
+adapter, a folder without weights or processor files) before anything loads; `load_regressor(folder)` is what
+`predict`, `evaluate`, `inspect-inputs` and `SentimentScorer` use:
 
 - **Complete or refused.** Before any weight loads, the tensor names and shapes in the folder's safetensors headers are
   compared with the tensors its config implies (the model built on the meta device, the checkpoint's key mapping
@@ -16,7 +18,53 @@ import json
 import re
 from pathlib import Path
 
-from .inference import ModelFolderError
+PROCESSOR_FILES = ("tokenizer.json", "tokenizer_config.json")
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+
+
+class ModelFolderError(ValueError):
+    """A `--model` that is not a trained regressor folder, said in one line with what to pass instead."""
+
+
+def check_model_folder(model_dir) -> None:
+    """Refuses, in one line, a folder that is not a trained regressor with its processor (before anything loads).
+
+    Hub ids are not checked here (transformers reports what is missing there).
+    """
+    folder = Path(model_dir)
+    if not folder.exists():
+        if "/" in str(model_dir) and not str(model_dir).startswith((".", "/", "~")):
+            return  # a Hub id
+        raise ModelFolderError(f"{model_dir}: no such folder.")
+    if not folder.is_dir():
+        raise ModelFolderError(f"{model_dir} is a file; pass the exported model folder (<run>/model).")
+    config_path = folder / "config.json"
+    if not config_path.is_file():
+        raise ModelFolderError(f"{model_dir} has no config.json: not a model folder; pass the exported model (<run>/model).")
+    try:
+        model_type = json.loads(config_path.read_text(encoding="utf-8")).get("model_type")
+    except (OSError, ValueError) as error:
+        raise ModelFolderError(f"{config_path} cannot be read ({error}).") from None
+    has_weights = any((folder / name).is_file() for name in WEIGHT_FILES)
+    if model_type != "omni_regressor":
+        raise ModelFolderError(
+            f"{model_dir} is a `{model_type}` checkpoint, not a trained sentiment regressor: fine-tune it with "
+            f"`omni-regressor train --model_name_or_path {model_dir} ...`, or score it as it is with `omni-regressor zero-shot`."
+        )
+    if (folder / "adapter_config.json").is_file() and not has_weights:
+        raise ModelFolderError(
+            f"{model_dir} is an adapter folder (LoRA + head): pass the merged model folder beside it (<run>/model), "
+            "or load it with peft (see its README.md)."
+        )
+    if not has_weights:
+        raise ModelFolderError(f"{model_dir} has no weights (model.safetensors): the export is incomplete.")
+    missing = [name for name in PROCESSOR_FILES if not (folder / name).is_file()]
+    if missing:
+        raise ModelFolderError(
+            f"{model_dir} lacks {', '.join(missing)} (the processor files written with the model); copy them from the "
+            "base checkpoint the model was trained on, or export the model again."
+        )
+
 
 _registered = False
 

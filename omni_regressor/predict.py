@@ -422,7 +422,8 @@ def run_on_this_rank(args: PredictArguments, processing_args: ProcessingArgument
                      output: OutputFile | None = None, engine=None) -> int:
     from tqdm.auto import tqdm
 
-    from .inference import SentimentScorer, check_model_folder
+    from .inference import SentimentScorer
+    from .model_loading import check_model_folder
     from .outputs import model_fingerprint, provenance
     from .streaming import InputItem, barrier, default_device, input_keys, shard, stream_scores, world
 

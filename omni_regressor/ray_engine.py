@@ -243,20 +243,22 @@ class RayScorer:
 
     @classmethod
     def from_pretrained(cls, model_dir, engine: EngineArguments, modalities=None, media_cache_dir=None, processing=None):
-        """Joins (or starts) the cluster and builds the encoder as `SentimentScorer.from_model` does."""
-        from processing_omni_regressor import ClipEncoder, ProcessingSettings
+        """Joins (or starts) the cluster and builds the encoder as `SentimentScorer.from_model` does; the scorers
+        receive the settings resolved here, so the driver and every actor see the same inputs."""
+        from processing_omni_regressor import ClipEncoder
 
         from .media import MediaCache
-        from .model_loading import load_config, load_processor  # the package's classes, no code from the folder
+        from .model_loading import load_config  # the package's classes, no code from the folder
+        from .settings import requested_settings, resolve_settings
 
         connect(engine.ray_address)
         config = load_config(model_dir)
-        processor = load_processor(model_dir)
-        settings = ProcessingSettings.from_config(config, modalities)
-        if processing:
-            settings = ProcessingSettings.from_dict({**settings.to_dict(), **processing})
+        requested = requested_settings(processing)
+        if modalities is not None:
+            requested["modalities"] = modalities
+        settings, processor = resolve_settings(requested, model_dir, config=config)
         encoder = ClipEncoder(processor, settings, config.score_range, MediaCache(media_cache_dir))
-        scorer = cls(model_dir, encoder, engine, modalities, media_cache_dir, processing)
+        scorer = cls(model_dir, encoder, engine, settings.modalities, media_cache_dir, settings.to_dict())
         scorer.config = config  # what predict's provenance reads (no weights are loaded on the driver)
         return scorer
 

@@ -234,7 +234,7 @@ def main(argv=None) -> int:
     """`omni-regressor train`: the flags of `train_with_trainer.py`; prints the summary (without per-clip lists)."""
     import json
 
-    from .arguments import parse_training_arguments
+    from .training_arguments import parse_training_arguments
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     summary = run_training(*parse_training_arguments(argv))

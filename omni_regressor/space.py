@@ -75,7 +75,7 @@ def _model_config(model: str) -> dict:
 def write_space(model: str, output_dir, model_id: str | None = None, space_id: str | None = None,
                 title: str | None = None, overwrite: bool = False) -> Path:
     """Writes the Space folder; returns it."""
-    from .inference import check_model_folder
+    from .model_loading import check_model_folder
 
     check_model_folder(model)
     local = Path(model).is_dir()

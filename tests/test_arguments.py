@@ -132,6 +132,7 @@ def test_every_processing_flag_is_a_setting_and_reaches_the_settings():
     from dataclasses import fields
 
     from omni_regressor.arguments import SETTINGS_FLAGS, ProcessingArguments
+    from omni_regressor.settings import resolve_settings
     from processing_omni_regressor import ProcessingSettings
 
     settings_fields = {item.name for item in fields(ProcessingSettings)}
@@ -139,7 +140,7 @@ def test_every_processing_flag_is_a_setting_and_reaches_the_settings():
     values = {"modalities": "T+V", "fps": 1.5, "min_frames": 2, "max_frames": 6, "min_pixels": 28 * 28 * 4,
               "max_pixels": 28 * 28 * 8, "total_pixels": 28 * 28 * 64, "max_audio_seconds": 12.0, "denoise": "none"}
     assert set(values) == set(SETTINGS_FLAGS)
-    settings = ProcessingArguments(**values).settings()
+    settings, _ = resolve_settings(ProcessingArguments(**values))
     assert settings.modalities == ("text", "video")
     assert all(getattr(settings, name) == value for name, value in values.items() if name != "modalities")
 

@@ -111,7 +111,7 @@ def test_code_in_the_model_folder_never_runs_without_consent(regressor_dir, clip
 
 def test_a_complete_qwen3_folder_passes_the_check_and_a_missing_expert_does_not(tiny_qwen3_backbone_dir, tmp_path):
     from modeling_omni_regressor import Qwen3OmniMoeForSentimentRegression
-    from omni_regressor.inference import ModelFolderError
+    from omni_regressor.model_loading import ModelFolderError
     from omni_regressor.model_loading import load_regressor
 
     folder = tmp_path / "qwen3"

@@ -50,7 +50,7 @@ def write_clip_folder(folder, count: int, size=CLIP_SIZE, seconds: float = CLIP_
 
 def tiny_regressor(workdir, num_clips: int = 12, epochs: float = 1.0) -> Path:
     """A tiny regressor (random tiny Qwen2.5-Omni backbone, a short full-precision LoRA run) -> its export folder."""
-    from ..arguments import parse_training_arguments
+    from ..training_arguments import parse_training_arguments
     from ..data import write_demo_dataset
     from ..run import run_training
     from ..tiny_backbone import write_tiny_backbone

@@ -11,7 +11,8 @@ from .common import OFFICIAL_PIXEL_FLAGS, base_parser, print_report, quiet_stdou
 
 
 def main(argv=None) -> int:
-    from ..arguments import default_num_workers, parse_training_arguments
+    from ..arguments import default_num_workers
+    from ..training_arguments import parse_training_arguments
     from ..data import write_demo_dataset
     from ..run import run_training
     from ..tiny_backbone import write_tiny_backbone

@@ -47,16 +47,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from transformers import AutoProcessor
 
 from configuration_omni_regressor import OmniRegressorConfig
 from modeling_omni_regressor import OmniRegressionHead
-from processing_omni_regressor import ClipEncoder, ProcessingSettings, model_inputs
+from processing_omni_regressor import ClipEncoder, model_inputs
 
 from ..arguments import OmniArgumentParser, ProcessingArguments
 from ..backbones import ARCHITECTURES, backbone_of
 from ..media import MediaCache, write_clip
 from ..readouts.generative import load_thinker
+from ..settings import resolve_settings
 
 
 @dataclass
@@ -253,9 +253,8 @@ def benchmark_in(workdir: Path, args: BenchmarkArguments, processing: Processing
         thinker = load_thinker(str(source), backbone, args.quantization).eval()
     weights_mb = round(tensor_bytes(thinker) / 2**20, 1)
     regressor = regressor_sharing_backbone(thinker, backbone)
-    processor = AutoProcessor.from_pretrained(source)
-    encoder = ClipEncoder(processor, processing.settings(ProcessingSettings()), media_cache=MediaCache(None))
-    settings = encoder.settings
+    settings, processor = resolve_settings(processing, str(source))
+    encoder = ClipEncoder(processor, settings, media_cache=MediaCache(None))
     size = tuple(int(part) for part in args.clip_size.lower().split("x"))
     paths = write_benchmark_clips(workdir / "clips", args.num_clips, args.clip_seconds, size)
     transcripts = ["i really loved this movie it was wonderful"] * len(paths)

@@ -19,11 +19,12 @@ import numpy as np
 from omni_regressor.eval.metrics import PRIMARY_METRICS, SIMS_METRIC_KEYS
 from processing_omni_regressor import modality_tag, parse_modalities
 
-from ..arguments import OmniArgumentParser, training_parser
+from ..arguments import OmniArgumentParser
+from ..data import read_dataset
 from ..media import default_cache_dir
 from ..results import append_results
-from ..data import read_dataset
 from ..run import RunError, run_training
+from ..training_arguments import training_parser
 
 
 @dataclass
