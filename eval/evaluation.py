@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from omni_regressor.arguments import DatasetArguments, OmniArgumentParser, ProcessingArguments, default_num_workers
+from omni_regressor.arguments import DatasetArguments, OmniArgumentParser, ProcessingArguments, at_least, default_num_workers
 from omni_regressor.data import SPLITS, ClipProblem, DataProblemsError, read_dataset, scan_problems, write_skipped
 from omni_regressor.data.records import write_csv_atomically
 from omni_regressor.outputs import unwritable_reason
@@ -56,8 +56,7 @@ class EvaluateArguments(DatasetArguments):
 
     def validate(self):
         super().validate()
-        if self.batch_size < 1:
-            raise ValueError(f"--batch_size must be at least 1, got {self.batch_size}.")
+        at_least(self, batch_size=1)
         if Path(self.output_dir).is_file():
             raise ValueError(f"--output_dir {self.output_dir} is a file.")
         if (reason := unwritable_reason(self.output_dir)) is not None:

@@ -36,7 +36,7 @@ import torch
 from pipeline_omni_regressor import ClipScore, PreparedClip, score_in_length_order
 from processing_omni_regressor import ClipEncoder, model_inputs
 
-from .arguments import DatasetArguments, OmniArgumentParser, ProcessingArguments, UsageError, default_num_workers
+from .arguments import DatasetArguments, OmniArgumentParser, ProcessingArguments, UsageError, at_least, default_num_workers
 from .commands import refuse_to_overwrite
 from .data import SPLITS
 
@@ -68,14 +68,7 @@ class AnalyzeArguments(DatasetArguments):
 
     def validate(self):
         super().validate()
-        if self.k < 1:
-            raise ValueError(f"--k must be at least 1, got {self.k}.")
-        if self.num_permutations < 1:
-            raise ValueError(f"--num_permutations must be at least 1, got {self.num_permutations}.")
-        if self.batch_size < 1:
-            raise ValueError(f"--batch_size must be at least 1, got {self.batch_size}.")
-        if self.num_workers is not None and self.num_workers < 0:
-            raise ValueError(f"--num_workers must be zero or more, got {self.num_workers}.")
+        at_least(self, k=1, num_permutations=1, batch_size=1, num_workers=0)
 
 
 # --- label smoothness of a point cloud ------------------------------------------------------------------------------

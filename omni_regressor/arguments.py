@@ -76,8 +76,7 @@ class ProcessingArguments:
                 raise ValueError(f"--modalities: {error}") from None
         _positive("fps", self.fps)
         _positive("max_audio_seconds", self.max_audio_seconds)
-        for name in ("min_frames", "max_frames"):
-            _at_least(name, getattr(self, name), 2)
+        at_least(self, min_frames=2, max_frames=2)
         for name in ("min_pixels", "max_pixels", "total_pixels"):
             _at_least(name, getattr(self, name), 16 * 16)
         if self.min_frames and self.max_frames and self.min_frames > self.max_frames:
@@ -177,19 +176,15 @@ class ModelArguments:
     def validate(self):
         if self.lora_preset == "none" and self.quantization != "none":
             raise ValueError("--lora_preset none (full fine-tuning) needs --quantization none: 4-bit weights do not train.")
-        _at_least("lora_r", self.lora_r, 1)
-        _at_least("lora_alpha", self.lora_alpha, 1)
+        at_least(self, lora_r=1, lora_alpha=1, head_hidden_size=1, readout_layer=-1, early_stopping_patience=1,
+                 max_new_tokens=1)
         _in_unit_interval("lora_dropout", self.lora_dropout)
-        _at_least("head_hidden_size", self.head_hidden_size, 1)
         _in_unit_interval("head_dropout", self.head_dropout)
-        _at_least("readout_layer", self.readout_layer, -1)
         from modeling_omni_regressor import POOLERS
 
         if self.pooling not in POOLERS:
             raise ValueError(f"--pooling must be one of {', '.join(POOLERS)}, got {self.pooling!r}.")
         _non_negative("head_learning_rate", self.head_learning_rate)
-        _at_least("early_stopping_patience", self.early_stopping_patience, 1)
-        _at_least("max_new_tokens", self.max_new_tokens, 1)
 
     def lora_overrides(self) -> dict:
         targets = self.lora_target_modules
@@ -252,6 +247,13 @@ def _non_negative(name, value):
 def _at_least(name, value, minimum):
     if value is not None and value < minimum:
         raise ValueError(f"--{name} must be at least {minimum}, got {value!r}.")
+
+
+def at_least(arguments, **minimums):
+    """Refuses, in one line naming the flag, each named field of `arguments` below its minimum (unset fields pass):
+    `at_least(self, batch_size=1, num_workers=0)` in a `validate`."""
+    for name, minimum in minimums.items():
+        _at_least(name, getattr(arguments, name), minimum)
 
 
 def _in_unit_interval(name, value):

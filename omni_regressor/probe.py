@@ -33,7 +33,7 @@ import numpy as np
 from configuration_omni_regressor import POOLINGS
 
 from .arguments import (
-    QUANTIZATIONS, DatasetArguments, OmniArgumentParser, ProcessingArguments, UsageError, default_num_workers,
+    QUANTIZATIONS, DatasetArguments, OmniArgumentParser, ProcessingArguments, UsageError, at_least, default_num_workers,
     parse_score_range,
 )
 from .metering import peak_memory_mb
@@ -86,11 +86,7 @@ class ProbeArguments(DatasetArguments):
                 [int(value) for value in self.layers.split(",")]
             except ValueError:
                 raise ValueError(f"--layers must be 'all' or comma-separated integers, got {self.layers!r}.") from None
-        for name in ("batch_size", "head_hidden_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"--{name} must be at least 1, got {getattr(self, name)}.")
-        if self.train_head_epochs < 0:
-            raise ValueError(f"--train_head_epochs must be zero or more, got {self.train_head_epochs}.")
+        at_least(self, batch_size=1, head_hidden_size=1, train_head_epochs=0)
 
     def pooling_list(self) -> list[str]:
         return list(dict.fromkeys(value.strip() for value in self.poolings.split(",") if value.strip()))

@@ -12,7 +12,7 @@ from transformers import TrainingArguments
 from transformers.trainer_utils import IntervalStrategy, SaveStrategy
 
 from .arguments import (
-    DataArguments, ModelArguments, OmniArgumentParser, ProcessingArguments, _at_least, _help, _non_negative,
+    DataArguments, ModelArguments, OmniArgumentParser, ProcessingArguments, _help, _non_negative, at_least,
     default_num_workers,
 )
 
@@ -56,9 +56,7 @@ class OmniTrainingArguments(TrainingArguments):
         super().__post_init__()
 
     def validate(self):
-        _at_least("per_device_train_batch_size", self.per_device_train_batch_size, 1)
-        _at_least("per_device_eval_batch_size", self.per_device_eval_batch_size, 1)
-        _at_least("dataloader_num_workers", self.dataloader_num_workers, 0)
+        at_least(self, per_device_train_batch_size=1, per_device_eval_batch_size=1, dataloader_num_workers=0)
         _non_negative("learning_rate", self.learning_rate)
         if self.push_to_hub and not self.hub_model_id:
             raise ValueError("--push_to_hub needs --hub_model_id (the Hub repository to create or update).")

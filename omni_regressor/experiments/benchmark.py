@@ -52,7 +52,7 @@ from configuration_omni_regressor import OmniRegressorConfig
 from modeling_omni_regressor import OmniRegressionHead
 from processing_omni_regressor import ClipEncoder, model_inputs
 
-from ..arguments import OmniArgumentParser, ProcessingArguments
+from ..arguments import OmniArgumentParser, ProcessingArguments, at_least
 from ..backbones import ARCHITECTURES, backbone_of
 from ..media import MediaCache, write_clip
 from ..readouts.generative import load_thinker
@@ -81,8 +81,7 @@ class BenchmarkArguments:
     def validate(self):
         if not self.random_weights and not self.model_name_or_path:
             raise ValueError("pass --model_name_or_path or --random_weights (with --arch).")
-        if self.num_clips < 1 or self.repeats < 1 or self.answer_tokens < 1:
-            raise ValueError("--num_clips, --repeats and --answer_tokens must be at least 1.")
+        at_least(self, num_clips=1, repeats=1, answer_tokens=1)
         try:
             width, height = (int(part) for part in self.clip_size.lower().split("x"))
         except ValueError:

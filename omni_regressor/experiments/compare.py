@@ -19,7 +19,7 @@ from pathlib import Path
 
 from omni_regressor.eval.metrics import PRIMARY_METRICS, SIMS_METRIC_KEYS
 
-from ..arguments import OmniArgumentParser, ProcessingArguments
+from ..arguments import OmniArgumentParser
 from ..readouts.generative import DEFAULT_MAX_NEW_TOKENS
 from ..training_arguments import training_parser
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from omni_regressor.eval.metrics import metrics_for_score_range
 from processing_omni_regressor import ClipEncoder
 
-from ..arguments import DatasetArguments, OmniArgumentParser, ProcessingArguments, default_num_workers, parse_score_range
+from ..arguments import DatasetArguments, OmniArgumentParser, ProcessingArguments, at_least, default_num_workers, parse_score_range
 from ..backbones import backbone_of
 from ..data import SPLITS, DataProblemsError, check_dataset, infer_score_range, records_to_dataset_dict
 from ..outputs import write_json
@@ -39,8 +39,7 @@ class ZeroShotArguments(DatasetArguments):
     def validate(self):
         super().validate()
         parse_score_range(self.score_range)
-        if self.batch_size < 1 or self.max_new_tokens < 1:
-            raise ValueError("--batch_size and --max_new_tokens must be at least 1.")
+        at_least(self, batch_size=1, max_new_tokens=1)
 
 
 def run_zero_shot(args: ZeroShotArguments, processing: ProcessingArguments) -> dict:
