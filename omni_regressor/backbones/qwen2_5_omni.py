@@ -2,6 +2,8 @@
 
 7B values: the released checkpoint's `thinker_config` (checked against ../shared/STACK-NOTES.md; the bare
 `Qwen2_5OmniThinkerConfig` defaults differ in the vision width). 3B values: the public 3B config, not verified offline.
+The released tokenizer, chat template and preprocessor settings (of Qwen2.5-Omni-7B; the 3B shares them) are written
+out below, each with its source (`released_files`).
 """
 
 from transformers import (

@@ -2,7 +2,8 @@
 token) with a 27-block vision encoder (patch 16, DeepStack) and a 32-layer audio encoder.
 
 Preset values: the released `config.json` (`thinker_config`, HF revision 26291f79 of Qwen3-Omni-30B-A3B-Instruct),
-written in transformers 5's form. `Qwen3OmniMoeThinkerConfig()` defaults are NOT the released values.
+written in transformers 5's form. `Qwen3OmniMoeThinkerConfig()` defaults are NOT the released values. The released
+tokenizer, chat template and preprocessor settings are written out below, each with its source (`released_files`).
 
 Quantisation and LoRA of the experts: the regressor keeps every expert as three `nn.Linear` modules (the released
 checkpoint's own layout, see `Qwen3OmniMoeLinearExperts` in experts_omni_regressor.py), so 4-bit NF4 covers the
