@@ -12,8 +12,10 @@ takes well under a second.
 `dashscope` is only *located* (`importlib.util.find_spec`), never imported: it is a dev/test dependency
 (`pip install dashscope`), not a runtime one.
 
-Sources of the released values are given next to each constant. Where a value could not be read from a copy of the
-released file it is marked INFERRED.
+The released values themselves (added tokens, named tokens, tokenizer_config fields, chat template, preprocessor
+settings, each with its source) live in each backbone's own file, `omni_regressor/backbones/<name>.py`, as
+`BackboneSpec.released_files`; this module holds what the backbones share: the Qwen2 pre-tokenizer regex and the
+builder.
 """
 
 from __future__ import annotations
@@ -25,16 +27,26 @@ import importlib.util
 import json
 import os
 import tempfile
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from transformers import (
     AutoProcessor,
-    Qwen2_5OmniProcessor,
     Qwen2TokenizerFast,
     Qwen2VLImageProcessor,
     Qwen2VLVideoProcessor,
-    Qwen3OmniMoeProcessor,
     WhisperFeatureExtractor,
+)
+
+from .backbones import BACKBONES as BACKBONE_SPECS
+from .backbones import get_backbone
+from .backbones.qwen2_5_omni import (  # kept importable from here; they live in the backbone's file
+    QWEN2_5_OMNI_ADDED_TOKENS, QWEN2_5_OMNI_CHAT_TEMPLATE, QWEN2_5_OMNI_NAMED_TOKENS, QWEN2_5_OMNI_PREPROCESSOR,
+    QWEN2_5_OMNI_TOKENIZER_CONFIG,
+)
+from .backbones.qwen3_omni import (  # kept importable from here; they live in the backbone's file
+    QWEN3_OMNI_ADDED_TOKENS, QWEN3_OMNI_CHAT_TEMPLATE, QWEN3_OMNI_NAMED_TOKENS, QWEN3_OMNI_PREPROCESSOR,
+    QWEN3_OMNI_TOKENIZER_CONFIG,
 )
 
 __all__ = [
@@ -62,322 +74,25 @@ PRETOKENIZE_REGEX = (
     r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
 )
 
-# ---------------------------------------------------------------------------------------------------------------------
-# Added tokens: (id, content, special). Every added token is lstrip/rstrip/single_word/normalized = False.
-#
-# Qwen2.5-Omni-7B. Confirmed by copies of the released files / the released processor's output:
-#   151643-151648 and 151652-151656: `added_tokens.json` as quoted in a third-party model report (AVoCaDO, a fine-tune
-#   shipping the base tokenizer unmodified; find_string "Special tokens (`added_tokens.json`)"), and
-#   huggingface/transformers tests/models/qwen2_5_omni/test_modeling_qwen2_5_omni.py (integration test on the Hub
-#   processor: expected ids [151644, 8948, 198, ..., 151645, 198, 151644, 872, 198, 151647, 151646, 151648]).
-# INFERRED (not readable offline): 151649-151651 (<|box_end|>, <|quad_start|>, <|quad_end|>, kept from the Qwen2-VL
-#   layout) and 151657-151664 (the Qwen2.5 tool/FIM tokens, special=False), i.e. the Qwen2.5 base layout with the
-#   object-ref/box-start/vision slots renamed for audio/vision.
-QWEN2_5_OMNI_ADDED_TOKENS: tuple[tuple[int, str, bool], ...] = (
-    (151643, "<|endoftext|>", True),
-    (151644, "<|im_start|>", True),
-    (151645, "<|im_end|>", True),
-    (151646, "<|AUDIO|>", True),
-    (151647, "<|audio_bos|>", True),
-    (151648, "<|audio_eos|>", True),
-    (151649, "<|box_end|>", True),
-    (151650, "<|quad_start|>", True),
-    (151651, "<|quad_end|>", True),
-    (151652, "<|vision_bos|>", True),
-    (151653, "<|vision_eos|>", True),
-    (151654, "<|vision_pad|>", True),
-    (151655, "<|IMAGE|>", True),
-    (151656, "<|VIDEO|>", True),
-    (151657, "<tool_call>", False),
-    (151658, "</tool_call>", False),
-    (151659, "<|fim_prefix|>", False),
-    (151660, "<|fim_middle|>", False),
-    (151661, "<|fim_suffix|>", False),
-    (151662, "<|fim_pad|>", False),
-    (151663, "<|repo_name|>", False),
-    (151664, "<|file_sep|>", False),
-)
 
-# Qwen3-Omni-30B-A3B (Instruct/Thinking/Captioner share the tokenizer): the Qwen3 layout (151643-151668, incl.
-# <tool_response>/<think>) followed by the Omni audio/TTS tokens. Ids 151669/151670/151671-151673/151675 are the
-# released config.json values (thinker/talker `audio_start_token_id` 151669, `audio_end_token_id` 151670,
-# `tts_pad/bos/eos_token_id` 151671/151672/151673, `audio_token_id` 151675; config dump of
-# Qwen3-Omni-30B-A3B-Instruct, find_string '"audio_token_id": 151675'); the expected ids
-# [151644, 872, 198, 151669, 151675, ...] of huggingface/transformers
-# tests/models/qwen3_omni_moe/test_modeling_qwen3_omni_moe.py; the order/special flags match the Qwen3 audio family's
-# added-token list (Qwen3-TTS `QWEN3_TTS_SPECIAL_TOKENS`, find_string '"<tts_text_bos_single>"').
-# 151674 <tts_text_bos_single> is the one slot fixed only by that order (INFERRED, consistent with 151673/151675).
-QWEN3_OMNI_ADDED_TOKENS: tuple[tuple[int, str, bool], ...] = (
-    (151643, "<|endoftext|>", True),
-    (151644, "<|im_start|>", True),
-    (151645, "<|im_end|>", True),
-    (151646, "<|object_ref_start|>", True),
-    (151647, "<|object_ref_end|>", True),
-    (151648, "<|box_start|>", True),
-    (151649, "<|box_end|>", True),
-    (151650, "<|quad_start|>", True),
-    (151651, "<|quad_end|>", True),
-    (151652, "<|vision_start|>", True),
-    (151653, "<|vision_end|>", True),
-    (151654, "<|vision_pad|>", True),
-    (151655, "<|image_pad|>", True),
-    (151656, "<|video_pad|>", True),
-    (151657, "<tool_call>", False),
-    (151658, "</tool_call>", False),
-    (151659, "<|fim_prefix|>", False),
-    (151660, "<|fim_middle|>", False),
-    (151661, "<|fim_suffix|>", False),
-    (151662, "<|fim_pad|>", False),
-    (151663, "<|repo_name|>", False),
-    (151664, "<|file_sep|>", False),
-    (151665, "<tool_response>", False),
-    (151666, "</tool_response>", False),
-    (151667, "<think>", False),
-    (151668, "</think>", False),
-    (151669, "<|audio_start|>", True),
-    (151670, "<|audio_end|>", True),
-    (151671, "<tts_pad>", True),
-    (151672, "<tts_text_bos>", True),
-    (151673, "<tts_text_eod>", True),
-    (151674, "<tts_text_bos_single>", True),
-    (151675, "<|audio_pad|>", True),
-)
+class _ReleasedFiles(Mapping):
+    """Backbone name -> its released files (`BackboneSpec.released_files`), for every registered backbone that has a
+    replica; read from the registry on each access, so backbones registered later are included."""
 
-# The named special tokens that `Qwen2_5OmniProcessor.__init__` / `Qwen3OmniMoeProcessor.__init__` read from the
-# tokenizer (transformers 5.24 processing_qwen2_5_omni.py:144-153, processing_qwen3_omni_moe.py:153-162):
-# image_token, audio_token, video_token (+ their *_id), vision_bos_token, vision_eos_token, audio_bos_token,
-# audio_eos_token.
-QWEN2_5_OMNI_NAMED_TOKENS = {
-    "image_token": "<|IMAGE|>",
-    "audio_token": "<|AUDIO|>",
-    "video_token": "<|VIDEO|>",
-    "vision_bos_token": "<|vision_bos|>",
-    "vision_eos_token": "<|vision_eos|>",
-    "audio_bos_token": "<|audio_bos|>",
-    "audio_eos_token": "<|audio_eos|>",
-}
-QWEN3_OMNI_NAMED_TOKENS = {
-    "image_token": "<|image_pad|>",
-    "audio_token": "<|audio_pad|>",
-    "video_token": "<|video_pad|>",
-    "vision_bos_token": "<|vision_start|>",
-    "vision_eos_token": "<|vision_end|>",
-    "audio_bos_token": "<|audio_start|>",
-    "audio_eos_token": "<|audio_end|>",
-}
+    def __getitem__(self, name: str) -> dict:
+        spec = BACKBONE_SPECS[name]
+        if spec.released_files is None:
+            raise KeyError(name)
+        return spec.released_files
 
-# tokenizer_config.json fields besides the added tokens. Qwen2.5-Omni: eos <|im_end|>, pad <|endoftext|>, bos/unk null,
-# model_max_length 32768, clean_up_tokenization_spaces false, processor_class Qwen2_5OmniProcessor (third-party report
-# of the released tokenizer_config.json, find_string "`tokenizer_config.json`** — `Qwen2Tokenizer` (fast)"). The
-# Qwen3-Omni values follow the Qwen3 tokenizer_config (eos <|im_end|>, pad <|endoftext|>); model_max_length 65536 is
-# INFERRED from the thinker's max_position_embeddings. padding_side "left" for both (both processors also force
-# `text_kwargs = {"padding_side": "left"}`).
-QWEN2_5_OMNI_TOKENIZER_CONFIG = {
-    "bos_token": None,
-    "eos_token": "<|im_end|>",
-    "pad_token": "<|endoftext|>",
-    "unk_token": None,
-    "errors": "replace",
-    "clean_up_tokenization_spaces": False,
-    "split_special_tokens": False,
-    "model_max_length": 32768,
-    "padding_side": "left",
-    "processor_class": "Qwen2_5OmniProcessor",
-    "tokenizer_class": "Qwen2Tokenizer",
-}
-QWEN3_OMNI_TOKENIZER_CONFIG = {
-    **QWEN2_5_OMNI_TOKENIZER_CONFIG,
-    "model_max_length": 65536,
-    "processor_class": "Qwen3OmniMoeProcessor",
-}
+    def __iter__(self) -> Iterator[str]:
+        return (name for name, spec in BACKBONE_SPECS.items() if spec.released_files is not None)
 
-# ---------------------------------------------------------------------------------------------------------------------
-# Chat templates.
-#
-# Qwen2.5-Omni-7B chat_template.json, verbatim. Source: huggingface/transformers
-# tests/models/qwen2_5_omni/test_processing_qwen2_5_omni.py (`prepare_processor_dict`); the same string is quoted as
-# the released, unmodified template by the AVoCaDO and TimeChat-Captioner model reports and by
-# huggingface/transformers tests/models/qwen2_5_omni/test_modeling_qwen2_5_omni.py's Hub integration test, whose
-# expected ids start with the injected default system turn "You are a helpful assistant.".
-# NOTE: when the first message is not a system message it injects "<|im_start|>system\nYou are a helpful
-# assistant.<|im_end|>\n" (not the "You are Qwen, a virtual human ..." prompt the talker needs).
-QWEN2_5_OMNI_CHAT_TEMPLATE = (
-    "{% set audio_count = namespace(value=0) %}{% set image_count = namespace(value=0) %}"
-    "{% set video_count = namespace(value=0) %}{% for message in messages %}"
-    "{% if loop.first and message['role'] != 'system' %}<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"
-    "{% endif %}<|im_start|>{{ message['role'] }}\n"
-    "{% if message['content'] is string %}{{ message['content'] }}<|im_end|>\n"
-    "{% else %}{% for content in message['content'] %}"
-    "{% if content['type'] == 'image' or 'image' in content or 'image_url' in content %}"
-    "{% set image_count.value = image_count.value + 1 %}"
-    "{% if add_vision_id %}Picture {{ image_count.value }}: {% endif %}<|vision_bos|><|IMAGE|><|vision_eos|>"
-    "{% elif content['type'] == 'audio' or 'audio' in content or 'audio_url' in content %}"
-    "{% set audio_count.value = audio_count.value + 1 %}"
-    "{% if add_audio_id %}Audio {{ audio_count.value }}: {% endif %}<|audio_bos|><|AUDIO|><|audio_eos|>"
-    "{% elif content['type'] == 'video' or 'video' in content %}"
-    "{% set video_count.value = video_count.value + 1 %}"
-    "{% if add_vision_id %}Video {{ video_count.value }}: {% endif %}<|vision_bos|><|VIDEO|><|vision_eos|>"
-    "{% elif 'text' in content %}{{ content['text'] }}{% endif %}{% endfor %}<|im_end|>\n"
-    "{% endif %}{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
-)
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
 
-# Qwen3-Omni-30B-A3B-Instruct chat_template.json: NOT VERBATIM. No copy of the released file was found in the searchable
-# public corpus (GitHub code, docs, pages, issues). This is a RECONSTRUCTION of the Qwen3-VL-Instruct template
-# (system/tools header, `content.type`-based multimodal rendering, add_vision_id counters) extended with the audio
-# branch, and of the Qwen3 assistant/`reasoning_content` handling quoted from the released Qwen3-Omni template in
-# sujitnoronha/audio_reasoning_interspeech docs/QWEN3_OMNI_CHAT_TEMPLATE_BUG_REPORT.md. Its rendering matches every
-# released-template output found: no default system turn ("<|im_start|>user\n<|audio_start|><|audio_pad|>..." in
-# huggingface/transformers tests/models/qwen3_omni_moe/test_modeling_qwen3_omni_moe.py) and
-# "<|im_start|>system\n{text}<|im_end|>\n<|im_start|>user\n<|audio_start|><|audio_pad|><|audio_end|>{text}<|im_end|>\n"
-# (bug report above). Tool-call rendering and thinking-history edge cases are not guaranteed to be byte-identical.
-QWEN3_OMNI_CHAT_TEMPLATE = (
-    "{%- set image_count = namespace(value=0) %}"
-    "{%- set video_count = namespace(value=0) %}"
-    "{%- set audio_count = namespace(value=0) %}"
-    "{%- macro render_content(content) %}"
-    "{%- if content is string %}{{- content }}"
-    "{%- else %}"
-    "{%- for item in content %}"
-    "{%- if item.type == 'image' or 'image' in item or 'image_url' in item %}"
-    "{%- set image_count.value = image_count.value + 1 %}"
-    "{%- if add_vision_id %}Picture {{ image_count.value }}: {% endif -%}"
-    "<|vision_start|><|image_pad|><|vision_end|>"
-    "{%- elif item.type == 'audio' or 'audio' in item or 'audio_url' in item %}"
-    "{%- set audio_count.value = audio_count.value + 1 %}"
-    "{%- if add_audio_id %}Audio {{ audio_count.value }}: {% endif -%}"
-    "<|audio_start|><|audio_pad|><|audio_end|>"
-    "{%- elif item.type == 'video' or 'video' in item %}"
-    "{%- set video_count.value = video_count.value + 1 %}"
-    "{%- if add_vision_id %}Video {{ video_count.value }}: {% endif -%}"
-    "<|vision_start|><|video_pad|><|vision_end|>"
-    "{%- elif 'text' in item %}{{- item.text }}"
-    "{%- endif %}"
-    "{%- endfor %}"
-    "{%- endif %}"
-    "{%- endmacro %}"
-    "{%- if tools %}"
-    "{{- '<|im_start|>system\\n' }}"
-    "{%- if messages[0].role == 'system' %}{{- render_content(messages[0].content) + '\\n\\n' }}{%- endif %}"
-    "{{- \"# Tools\\n\\nYou may call one or more functions to assist with the user query.\\n\\n"
-    "You are provided with function signatures within <tools></tools> XML tags:\\n<tools>\" }}"
-    "{%- for tool in tools %}{{- \"\\n\" }}{{- tool | tojson }}{%- endfor %}"
-    "{{- \"\\n</tools>\\n\\nFor each function call, return a json object with function name and arguments within "
-    "<tool_call></tool_call> XML tags:\\n<tool_call>\\n{\\\"name\\\": <function-name>, \\\"arguments\\\": "
-    "<args-json-object>}\\n</tool_call><|im_end|>\\n\" }}"
-    "{%- elif messages[0].role == 'system' %}"
-    "{{- '<|im_start|>system\\n' + render_content(messages[0].content) + '<|im_end|>\\n' }}"
-    "{%- endif %}"
-    "{%- set ns = namespace(multi_step_tool=true, last_query_index=messages|length - 1) %}"
-    "{%- for message in messages[::-1] %}"
-    "{%- set index = (messages|length - 1) - loop.index0 %}"
-    "{%- if ns.multi_step_tool and message.role == 'user' and message.content is string"
-    " and not(message.content.startswith('<tool_response>') and message.content.endswith('</tool_response>')) %}"
-    "{%- set ns.multi_step_tool = false %}{%- set ns.last_query_index = index %}"
-    "{%- endif %}"
-    "{%- endfor %}"
-    "{%- for message in messages %}"
-    "{%- set content = render_content(message.content) %}"
-    "{%- if message.role == 'user' or (message.role == 'system' and not loop.first) %}"
-    "{{- '<|im_start|>' + message.role + '\\n' + content + '<|im_end|>' + '\\n' }}"
-    "{%- elif message.role == 'assistant' %}"
-    "{%- set reasoning_content = '' %}"
-    "{%- if message.reasoning_content is string %}{%- set reasoning_content = message.reasoning_content %}"
-    "{%- elif '</think>' in content %}"
-    "{%- set reasoning_content = content.split('</think>')[0].rstrip('\\n').split('<think>')[-1].lstrip('\\n') %}"
-    "{%- set content = content.split('</think>')[-1].lstrip('\\n') %}"
-    "{%- endif %}"
-    "{%- if loop.index0 > ns.last_query_index and (loop.last or reasoning_content) %}"
-    "{{- '<|im_start|>' + message.role + '\\n<think>\\n' + reasoning_content.strip('\\n') + '\\n</think>\\n\\n'"
-    " + content.lstrip('\\n') }}"
-    "{%- else %}{{- '<|im_start|>' + message.role + '\\n' + content }}"
-    "{%- endif %}"
-    "{%- if message.tool_calls %}"
-    "{%- for tool_call in message.tool_calls %}"
-    "{%- if (loop.first and content) or (not loop.first) %}{{- '\\n' }}{%- endif %}"
-    "{%- if tool_call.function %}{%- set tool_call = tool_call.function %}{%- endif %}"
-    "{{- '<tool_call>\\n{\"name\": \"' }}{{- tool_call.name }}{{- '\", \"arguments\": ' }}"
-    "{%- if tool_call.arguments is string %}{{- tool_call.arguments }}{%- else %}{{- tool_call.arguments | tojson }}"
-    "{%- endif %}"
-    "{{- '}\\n</tool_call>' }}"
-    "{%- endfor %}"
-    "{%- endif %}"
-    "{{- '<|im_end|>\\n' }}"
-    "{%- elif message.role == 'tool' %}"
-    "{%- if loop.first or (messages[loop.index0 - 1].role != 'tool') %}{{- '<|im_start|>user' }}{%- endif %}"
-    "{{- '\\n<tool_response>\\n' + content + '\\n</tool_response>' }}"
-    "{%- if loop.last or (messages[loop.index0 + 1].role != 'tool') %}{{- '<|im_end|>\\n' }}{%- endif %}"
-    "{%- endif %}"
-    "{%- endfor %}"
-    "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}"
-)
 
-# ---------------------------------------------------------------------------------------------------------------------
-# Preprocessor settings (preprocessor_config.json).
-#
-# Qwen2.5-Omni-7B: the released preprocessor_config.json as quoted (identically) by the AVoCaDO and TimeChat-Captioner
-# model reports (fine-tunes that ship it unmodified; find_string '"chunk_length": 300'). Patch 14, merge 2 -> factor 28.
-# The released repo has no video_preprocessor_config.json / processor_config.json; transformers builds the video
-# processor (Qwen2VLVideoProcessor) from the same settings, and `Qwen2_5OmniProcessor.videos_kwargs` sizes videos
-# with shortest/longest edge 128*28*28 / 768*28*28.
-QWEN2_5_OMNI_PREPROCESSOR = {
-    "processor_class": "Qwen2_5OmniProcessor",
-    "feature_extractor": {
-        "feature_extractor_type": "WhisperFeatureExtractor",
-        "feature_size": 128,
-        "sampling_rate": 16000,
-        "hop_length": 160,
-        "n_fft": 400,
-        "chunk_length": 300,
-        "n_samples": 4800000,
-        "nb_max_frames": 30000,
-        "dither": 0.0,
-        "padding_value": 0.0,
-        "padding_side": "right",
-        "return_attention_mask": True,
-    },
-    "image_processor": {
-        "image_processor_type": "Qwen2VLImageProcessor",
-        "patch_size": 14,
-        "temporal_patch_size": 2,
-        "merge_size": 2,
-        "min_pixels": 3136,
-        "max_pixels": 12845056,
-        "image_mean": [0.48145466, 0.4578275, 0.40821073],
-        "image_std": [0.26862954, 0.26130258, 0.27577711],
-    },
-}
-
-# Qwen3-Omni-30B-A3B (Instruct @26291f79, Thinking, Captioner: same shape): third-party check of the three official
-# repos' preprocessor_config.json (find_string '"processor_class": "Qwen3OmniMoeProcessor"'): Whisper 128 mel /
-# 16 kHz / hop 160 / n_fft 400 / n_samples 4800000 (chunk_length 300) / nb_max_frames 30000; Qwen2VLImageProcessor
-# patch 16, temporal 2, merge 2 (factor 32), min/max pixels 3136 / 12845056; no processor_config.json or
-# video_preprocessor_config.json in those repos. image_mean/std 0.5 and dither/padding/return_attention_mask from a
-# second report of the same file (find_string '"image_mean": [0.5, 0.5, 0.5]'). Note Qwen3OmniMoeProcessor pads audio
-# to the longest clip (`audio_kwargs` padding=True, truncation=False), not to chunk_length like Qwen2.5-Omni.
-QWEN3_OMNI_PREPROCESSOR = {
-    "processor_class": "Qwen3OmniMoeProcessor",
-    "feature_extractor": {
-        **QWEN2_5_OMNI_PREPROCESSOR["feature_extractor"],
-    },
-    "image_processor": {
-        "image_processor_type": "Qwen2VLImageProcessor",
-        "patch_size": 16,
-        "temporal_patch_size": 2,
-        "merge_size": 2,
-        "min_pixels": 3136,
-        "max_pixels": 12845056,
-        "image_mean": [0.5, 0.5, 0.5],
-        "image_std": [0.5, 0.5, 0.5],
-    },
-}
-
-def __getattr__(name):
-    # `BACKBONES`: backbone name -> its released files, as the backbone specs hold them (`BackboneSpec.released_files`).
-    if name == "BACKBONES":
-        from .backbones import BACKBONES as specs
-
-        return {spec.name: spec.released_files for spec in specs.values() if spec.released_files is not None}
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+BACKBONES = _ReleasedFiles()
 
 
 _CACHE_FORMAT = 1  # bump when the files written below change
@@ -385,8 +100,6 @@ _CACHE_FORMAT = 1  # bump when the files written below change
 
 def _backbone(name: str) -> str:
     """A backbone name or alias -> the name of a backbone with a released-files replica."""
-    from .backbones import get_backbone
-
     spec = get_backbone(name)
     if spec.released_files is None:
         raise ValueError(f"backbone {spec.name!r} has no offline replica of its released tokenizer and processor.")
@@ -394,8 +107,6 @@ def _backbone(name: str) -> str:
 
 
 def _released(name: str) -> dict:
-    from .backbones import get_backbone
-
     return get_backbone(name).released_files
 
 

@@ -5,6 +5,8 @@ tokenizers (a few seconds each) and caches them; later runs load the cache.
 """
 
 import importlib.util
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -15,12 +17,16 @@ from transformers.models.qwen3_omni_moe import processing_qwen3_omni_moe
 from transformers.utils.chat_template_utils import render_jinja_template
 
 from omni_regressor import released_tokenizer as rt
+from omni_regressor.backbones import BACKBONES as REGISTRY
+from omni_regressor.backbones import get_backbone
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("dashscope") is None, reason="needs the dashscope wheel's qwen.tiktoken (pip install dashscope)"
 )
 
-BACKBONES = list(rt.BACKBONES)  # every registered backbone with a released-files replica
+BACKBONES = [name for name, spec in REGISTRY.items() if spec.released_files is not None]  # those with a replica
+QWEN2_5_OMNI_TEMPLATE = get_backbone("qwen2.5-omni").released_files["chat_template"]
+QWEN3_OMNI_TEMPLATE = get_backbone("qwen3-omni").released_files["chat_template"]
 SYSTEM = {"role": "system", "content": [{"type": "text", "text": "You are a careful annotator of sentiment."}]}
 TASK = {"type": "text", "text": 'Rate the sentiment from -3 to 3.\nTranscript: "i really loved it"'}
 
@@ -60,6 +66,16 @@ def test_ranks_file_is_located_without_importing_dashscope():
     assert ("dashscope" in sys.modules) == imported_before
 
 
+def test_backbone_files_hold_their_released_data_without_the_builder():
+    # A backbone is one file: the registry imports no builder (the builder imports the registry, so no cycle), and the
+    # builder's by-name view of the released files follows the registry.
+    code = "import sys, omni_regressor.backbones; print('omni_regressor.released_tokenizer' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"
+    assert list(rt.BACKBONES) == BACKBONES
+    assert all(rt.BACKBONES[name] is get_backbone(name).released_files for name in BACKBONES)
+
+
 def test_missing_dashscope_names_the_install_command(monkeypatch):
     monkeypatch.setattr(rt.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(ImportError, match="pip install dashscope"):
@@ -69,7 +85,7 @@ def test_missing_dashscope_names_the_install_command(monkeypatch):
 @pytest.mark.parametrize("backbone", BACKBONES)
 def test_added_tokens_sit_at_the_released_ids(tokenizers, backbone):
     tokenizer = tokenizers[backbone]
-    table = rt.BACKBONES[backbone]["added_tokens"]
+    table = get_backbone(backbone).released_files["added_tokens"]
     assert len(tokenizer) == table[-1][0] + 1 == {"qwen2.5-omni": 151665, "qwen3-omni": 151676}[backbone]
     for token_id, content, special in table:
         assert tokenizer.convert_ids_to_tokens(token_id) == content
@@ -100,7 +116,7 @@ def test_added_tokens_sit_at_the_released_ids(tokenizers, backbone):
 def test_named_tokens_the_processors_read(tokenizers, backbone, expected):
     tokenizer = tokenizers[backbone]
     for name, token_id in expected.items():
-        assert getattr(tokenizer, name) == rt.BACKBONES[backbone]["named_tokens"][name]
+        assert getattr(tokenizer, name) == get_backbone(backbone).released_files["named_tokens"][name]
         assert tokenizer.convert_tokens_to_ids(getattr(tokenizer, name)) == token_id
     assert tokenizer.image_token_id == expected["image_token"]
     assert tokenizer.audio_token_id == expected["audio_token"]
@@ -142,7 +158,7 @@ def test_qwen2_5_template_matches_the_released_processor_ids(tokenizers):
     # huggingface/transformers tests/models/qwen2_5_omni/test_modeling_qwen2_5_omni.py runs the Hub processor on this
     # conversation (no system turn) and expects these first 17 ids: the template injects the default system prompt.
     conversation = [{"role": "user", "content": [{"type": "audio"}, {"type": "image"}, {"type": "text", "text": "x"}]}]
-    prompt = render(rt.QWEN2_5_OMNI_CHAT_TEMPLATE, conversation)
+    prompt = render(QWEN2_5_OMNI_TEMPLATE, conversation)
     expected = [151644, 8948, 198, 2610, 525, 264, 10950, 17847, 13, 151645, 198, 151644, 872, 198, 151647, 151646, 151648]
     assert tokenizers["qwen2.5-omni"](prompt).input_ids[:17] == expected
 
@@ -150,11 +166,11 @@ def test_qwen2_5_template_matches_the_released_processor_ids(tokenizers):
 def test_qwen3_template_has_no_default_system_turn(tokenizers):
     # Same source for Qwen3-Omni (tests/models/qwen3_omni_moe/test_modeling_qwen3_omni_moe.py): no system turn.
     conversation = [{"role": "user", "content": [{"type": "audio"}, {"type": "image"}, {"type": "text", "text": "x"}]}]
-    prompt = render(rt.QWEN3_OMNI_CHAT_TEMPLATE, conversation)
+    prompt = render(QWEN3_OMNI_TEMPLATE, conversation)
     assert prompt.startswith("<|im_start|>user\n<|audio_start|><|audio_pad|><|audio_end|><|vision_start|><|image_pad|>")
     assert tokenizers["qwen3-omni"](prompt).input_ids[:5] == [151644, 872, 198, 151669, 151675]
     with_system = [SYSTEM, {"role": "user", "content": [{"type": "audio"}, {"type": "text", "text": "What sound?"}]}]
-    assert render(rt.QWEN3_OMNI_CHAT_TEMPLATE, with_system) == (
+    assert render(QWEN3_OMNI_TEMPLATE, with_system) == (
         "<|im_start|>system\nYou are a careful annotator of sentiment.<|im_end|>\n<|im_start|>user\n"
         "<|audio_start|><|audio_pad|><|audio_end|>What sound?<|im_end|>\n<|im_start|>assistant\n"
     )
@@ -165,7 +181,7 @@ def test_released_qwen2_5_template_renders_our_prompt_shape(answer):
     conversation = [SYSTEM, {"role": "user", "content": [{"type": "video"}, TASK]}]
     if answer is not None:
         conversation.append({"role": "assistant", "content": [{"type": "text", "text": answer}]})
-    released = render(rt.QWEN2_5_OMNI_CHAT_TEMPLATE, conversation, add_generation_prompt=answer is None)
+    released = render(QWEN2_5_OMNI_TEMPLATE, conversation, add_generation_prompt=answer is None)
     expected = (
         "<|im_start|>system\nYou are a careful annotator of sentiment.<|im_end|>\n<|im_start|>user\n"
         f"<|vision_bos|><|VIDEO|><|vision_eos|>{TASK['text']}<|im_end|>\n<|im_start|>assistant\n"
@@ -175,7 +191,7 @@ def test_released_qwen2_5_template_renders_our_prompt_shape(answer):
 
 def test_released_qwen2_5_template_adds_its_default_system_turn_when_none_leads():
     conversation = [{"role": "user", "content": [{"type": "audio"}, TASK]}]
-    assert render(rt.QWEN2_5_OMNI_CHAT_TEMPLATE, conversation).startswith(
+    assert render(QWEN2_5_OMNI_TEMPLATE, conversation).startswith(
         "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n<|audio_bos|><|AUDIO|><|audio_eos|>"
     )
 
@@ -188,7 +204,7 @@ def test_test_backbones_carry_the_released_template_and_preprocessor_settings(ba
 
     build_processor(backbone, tokenizer).save_pretrained(tmp_path)
     processor = AutoProcessor.from_pretrained(tmp_path)
-    released = rt.BACKBONES[backbone]
+    released = get_backbone(backbone).released_files
     assert processor.chat_template == released["chat_template"]
     extractor = processor.feature_extractor
     assert (extractor.feature_size, extractor.hop_length, extractor.n_fft, extractor.chunk_length) == (128, 160, 400, 300)
@@ -248,7 +264,7 @@ def test_processor_accepts_the_template_with_video_and_audio(processors, media, 
 def test_qwen2_5_max_length_shortens_the_features(processors, media):
     processor = processors["qwen2.5-omni"]
     _, audio = media
-    prompt = render(rt.QWEN2_5_OMNI_CHAT_TEMPLATE, [SYSTEM, {"role": "user", "content": [{"type": "audio"}, TASK]}])
+    prompt = render(QWEN2_5_OMNI_TEMPLATE, [SYSTEM, {"role": "user", "content": [{"type": "audio"}, TASK]}])
     padded = processor(text=[prompt], audio=[audio], return_tensors="pt")
     clipped = processor(text=[prompt], audio=[audio], audio_kwargs={"max_length": len(audio)}, return_tensors="pt")
     assert tuple(padded["input_features"].shape) == (1, 128, 30000)

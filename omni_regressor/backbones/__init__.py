@@ -1,8 +1,9 @@
 """Backbone registry: one `BackboneSpec` per family, found by name (or alias), by `model_type` or by a checkpoint.
 
-A new backbone is one module here (its `BackboneSpec`, registered with `register_backbone`) plus its regressor class
-(in `modeling_omni_regressor.py`, registered there with `register_regressor`, so exported folders carry it). Every
-other part of the package reads what it needs from the spec: see docs/extending.md.
+A new backbone is one module here (its `BackboneSpec` with its presets and released tokenizer/processor files,
+registered with `register_backbone`) plus its regressor class (in `modeling_omni_regressor.py`, registered there with
+`register_regressor`, so exported folders carry it). Every other part of the package reads what it needs from the
+spec: see docs/extending.md.
 """
 
 import json

@@ -31,9 +31,10 @@ class BackboneSpec:
         image_factor: pixels per merged vision patch side (patch size x merge size: 28, or 32 for patch 16); the
             official sizing rounds frames to it.
         extractor_seconds: the released audio feature extractor's window (`chunk_length`); longer clips are cut.
-        released_files: the released tokenizer, chat template and preprocessor settings, replicated offline
-            (`omni_regressor.released_tokenizer` builds a real processor from them; None if there is no replica):
-            keys added_tokens, named_tokens, tokenizer_config, chat_template, preprocessor, processor_class.
+        released_files: the released tokenizer, chat template and preprocessor settings, replicated offline and
+            written out (with their sources) in the backbone's own file; `omni_regressor.released_tokenizer` builds a
+            real tokenizer and processor from them (None if there is no replica). Keys added_tokens, named_tokens,
+            tokenizer_config, chat_template, preprocessor, processor_class.
     """
 
     name: str

@@ -2,7 +2,8 @@
 token) with a 27-block vision encoder (patch 16, DeepStack) and a 32-layer audio encoder.
 
 Preset values: the released `config.json` (`thinker_config`, HF revision 26291f79 of Qwen3-Omni-30B-A3B-Instruct),
-written in transformers 5's form. `Qwen3OmniMoeThinkerConfig()` defaults are NOT the released values.
+written in transformers 5's form. `Qwen3OmniMoeThinkerConfig()` defaults are NOT the released values. The released
+tokenizer, chat template and preprocessor settings are written out below, each with its source (`released_files`).
 
 Quantisation and LoRA of the experts: the regressor keeps every expert as three `nn.Linear` modules (the released
 checkpoint's own layout, see `Qwen3OmniMoeLinearExperts` in experts_omni_regressor.py), so 4-bit NF4 covers the
@@ -19,10 +20,6 @@ from transformers import (
 
 from modeling_omni_regressor import Qwen3OmniMoeForSentimentRegression
 
-from ..released_tokenizer import (
-    QWEN3_OMNI_ADDED_TOKENS, QWEN3_OMNI_CHAT_TEMPLATE, QWEN3_OMNI_NAMED_TOKENS, QWEN3_OMNI_PREPROCESSOR,
-    QWEN3_OMNI_TOKENIZER_CONFIG,
-)
 from .base import LORA_PROJECTIONS, BackboneSpec
 
 TOKEN_IDS = {
@@ -131,6 +128,214 @@ def tiny_original_config(thinker_config, tokenizer) -> Qwen3OmniMoeConfig:
         tts_pad_token_id=0, tts_bos_token_id=1, tts_eos_token_id=2, system_token_id=3, user_token_id=4,
         assistant_token_id=5,
     )
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Released files, replicated offline: `BackboneSpec.released_files` below; `omni_regressor.released_tokenizer` builds
+# the real tokenizer and processor from them. Sources are given next to each value; where a value could not be read
+# from a copy of the released file it is marked INFERRED.
+#
+# Added tokens: (id, content, special). Every added token is lstrip/rstrip/single_word/normalized = False.
+# Qwen3-Omni-30B-A3B (Instruct/Thinking/Captioner share the tokenizer): the Qwen3 layout (151643-151668, incl.
+# <tool_response>/<think>) followed by the Omni audio/TTS tokens. Ids 151669/151670/151671-151673/151675 are the
+# released config.json values (thinker/talker `audio_start_token_id` 151669, `audio_end_token_id` 151670,
+# `tts_pad/bos/eos_token_id` 151671/151672/151673, `audio_token_id` 151675; config dump of
+# Qwen3-Omni-30B-A3B-Instruct, find_string '"audio_token_id": 151675'); the expected ids
+# [151644, 872, 198, 151669, 151675, ...] of huggingface/transformers
+# tests/models/qwen3_omni_moe/test_modeling_qwen3_omni_moe.py; the order/special flags match the Qwen3 audio family's
+# added-token list (Qwen3-TTS `QWEN3_TTS_SPECIAL_TOKENS`, find_string '"<tts_text_bos_single>"').
+# 151674 <tts_text_bos_single> is the one slot fixed only by that order (INFERRED, consistent with 151673/151675).
+QWEN3_OMNI_ADDED_TOKENS: tuple[tuple[int, str, bool], ...] = (
+    (151643, "<|endoftext|>", True),
+    (151644, "<|im_start|>", True),
+    (151645, "<|im_end|>", True),
+    (151646, "<|object_ref_start|>", True),
+    (151647, "<|object_ref_end|>", True),
+    (151648, "<|box_start|>", True),
+    (151649, "<|box_end|>", True),
+    (151650, "<|quad_start|>", True),
+    (151651, "<|quad_end|>", True),
+    (151652, "<|vision_start|>", True),
+    (151653, "<|vision_end|>", True),
+    (151654, "<|vision_pad|>", True),
+    (151655, "<|image_pad|>", True),
+    (151656, "<|video_pad|>", True),
+    (151657, "<tool_call>", False),
+    (151658, "</tool_call>", False),
+    (151659, "<|fim_prefix|>", False),
+    (151660, "<|fim_middle|>", False),
+    (151661, "<|fim_suffix|>", False),
+    (151662, "<|fim_pad|>", False),
+    (151663, "<|repo_name|>", False),
+    (151664, "<|file_sep|>", False),
+    (151665, "<tool_response>", False),
+    (151666, "</tool_response>", False),
+    (151667, "<think>", False),
+    (151668, "</think>", False),
+    (151669, "<|audio_start|>", True),
+    (151670, "<|audio_end|>", True),
+    (151671, "<tts_pad>", True),
+    (151672, "<tts_text_bos>", True),
+    (151673, "<tts_text_eod>", True),
+    (151674, "<tts_text_bos_single>", True),
+    (151675, "<|audio_pad|>", True),
+)
+
+# The named special tokens that `Qwen3OmniMoeProcessor.__init__` reads from the tokenizer (transformers 5.24
+# processing_qwen3_omni_moe.py:153-162): image_token, audio_token, video_token (+ their *_id), vision_bos_token,
+# vision_eos_token, audio_bos_token, audio_eos_token.
+QWEN3_OMNI_NAMED_TOKENS = {
+    "image_token": "<|image_pad|>",
+    "audio_token": "<|audio_pad|>",
+    "video_token": "<|video_pad|>",
+    "vision_bos_token": "<|vision_start|>",
+    "vision_eos_token": "<|vision_end|>",
+    "audio_bos_token": "<|audio_start|>",
+    "audio_eos_token": "<|audio_end|>",
+}
+
+# tokenizer_config.json fields besides the added tokens: they follow the Qwen3 tokenizer_config (eos <|im_end|>,
+# pad <|endoftext|>; the other fields as Qwen2.5-Omni's); model_max_length 65536 is INFERRED from the thinker's
+# max_position_embeddings. padding_side "left" (the processor also forces `text_kwargs = {"padding_side": "left"}`).
+QWEN3_OMNI_TOKENIZER_CONFIG = {
+    "bos_token": None,
+    "eos_token": "<|im_end|>",
+    "pad_token": "<|endoftext|>",
+    "unk_token": None,
+    "errors": "replace",
+    "clean_up_tokenization_spaces": False,
+    "split_special_tokens": False,
+    "model_max_length": 65536,
+    "padding_side": "left",
+    "processor_class": "Qwen3OmniMoeProcessor",
+    "tokenizer_class": "Qwen2Tokenizer",
+}
+
+# Chat template: Qwen3-Omni-30B-A3B-Instruct chat_template.json, NOT VERBATIM. No copy of the released file was found in
+# the searchable public corpus (GitHub code, docs, pages, issues). This is a RECONSTRUCTION of the Qwen3-VL-Instruct
+# template (system/tools header, `content.type`-based multimodal rendering, add_vision_id counters) extended with the
+# audio branch, and of the Qwen3 assistant/`reasoning_content` handling quoted from the released Qwen3-Omni template in
+# sujitnoronha/audio_reasoning_interspeech docs/QWEN3_OMNI_CHAT_TEMPLATE_BUG_REPORT.md. Its rendering matches every
+# released-template output found: no default system turn ("<|im_start|>user\n<|audio_start|><|audio_pad|>..." in
+# huggingface/transformers tests/models/qwen3_omni_moe/test_modeling_qwen3_omni_moe.py) and
+# "<|im_start|>system\n{text}<|im_end|>\n<|im_start|>user\n<|audio_start|><|audio_pad|><|audio_end|>{text}<|im_end|>\n"
+# (bug report above). Tool-call rendering and thinking-history edge cases are not guaranteed to be byte-identical.
+QWEN3_OMNI_CHAT_TEMPLATE = (
+    "{%- set image_count = namespace(value=0) %}"
+    "{%- set video_count = namespace(value=0) %}"
+    "{%- set audio_count = namespace(value=0) %}"
+    "{%- macro render_content(content) %}"
+    "{%- if content is string %}{{- content }}"
+    "{%- else %}"
+    "{%- for item in content %}"
+    "{%- if item.type == 'image' or 'image' in item or 'image_url' in item %}"
+    "{%- set image_count.value = image_count.value + 1 %}"
+    "{%- if add_vision_id %}Picture {{ image_count.value }}: {% endif -%}"
+    "<|vision_start|><|image_pad|><|vision_end|>"
+    "{%- elif item.type == 'audio' or 'audio' in item or 'audio_url' in item %}"
+    "{%- set audio_count.value = audio_count.value + 1 %}"
+    "{%- if add_audio_id %}Audio {{ audio_count.value }}: {% endif -%}"
+    "<|audio_start|><|audio_pad|><|audio_end|>"
+    "{%- elif item.type == 'video' or 'video' in item %}"
+    "{%- set video_count.value = video_count.value + 1 %}"
+    "{%- if add_vision_id %}Video {{ video_count.value }}: {% endif -%}"
+    "<|vision_start|><|video_pad|><|vision_end|>"
+    "{%- elif 'text' in item %}{{- item.text }}"
+    "{%- endif %}"
+    "{%- endfor %}"
+    "{%- endif %}"
+    "{%- endmacro %}"
+    "{%- if tools %}"
+    "{{- '<|im_start|>system\\n' }}"
+    "{%- if messages[0].role == 'system' %}{{- render_content(messages[0].content) + '\\n\\n' }}{%- endif %}"
+    "{{- \"# Tools\\n\\nYou may call one or more functions to assist with the user query.\\n\\n"
+    "You are provided with function signatures within <tools></tools> XML tags:\\n<tools>\" }}"
+    "{%- for tool in tools %}{{- \"\\n\" }}{{- tool | tojson }}{%- endfor %}"
+    "{{- \"\\n</tools>\\n\\nFor each function call, return a json object with function name and arguments within "
+    "<tool_call></tool_call> XML tags:\\n<tool_call>\\n{\\\"name\\\": <function-name>, \\\"arguments\\\": "
+    "<args-json-object>}\\n</tool_call><|im_end|>\\n\" }}"
+    "{%- elif messages[0].role == 'system' %}"
+    "{{- '<|im_start|>system\\n' + render_content(messages[0].content) + '<|im_end|>\\n' }}"
+    "{%- endif %}"
+    "{%- set ns = namespace(multi_step_tool=true, last_query_index=messages|length - 1) %}"
+    "{%- for message in messages[::-1] %}"
+    "{%- set index = (messages|length - 1) - loop.index0 %}"
+    "{%- if ns.multi_step_tool and message.role == 'user' and message.content is string"
+    " and not(message.content.startswith('<tool_response>') and message.content.endswith('</tool_response>')) %}"
+    "{%- set ns.multi_step_tool = false %}{%- set ns.last_query_index = index %}"
+    "{%- endif %}"
+    "{%- endfor %}"
+    "{%- for message in messages %}"
+    "{%- set content = render_content(message.content) %}"
+    "{%- if message.role == 'user' or (message.role == 'system' and not loop.first) %}"
+    "{{- '<|im_start|>' + message.role + '\\n' + content + '<|im_end|>' + '\\n' }}"
+    "{%- elif message.role == 'assistant' %}"
+    "{%- set reasoning_content = '' %}"
+    "{%- if message.reasoning_content is string %}{%- set reasoning_content = message.reasoning_content %}"
+    "{%- elif '</think>' in content %}"
+    "{%- set reasoning_content = content.split('</think>')[0].rstrip('\\n').split('<think>')[-1].lstrip('\\n') %}"
+    "{%- set content = content.split('</think>')[-1].lstrip('\\n') %}"
+    "{%- endif %}"
+    "{%- if loop.index0 > ns.last_query_index and (loop.last or reasoning_content) %}"
+    "{{- '<|im_start|>' + message.role + '\\n<think>\\n' + reasoning_content.strip('\\n') + '\\n</think>\\n\\n'"
+    " + content.lstrip('\\n') }}"
+    "{%- else %}{{- '<|im_start|>' + message.role + '\\n' + content }}"
+    "{%- endif %}"
+    "{%- if message.tool_calls %}"
+    "{%- for tool_call in message.tool_calls %}"
+    "{%- if (loop.first and content) or (not loop.first) %}{{- '\\n' }}{%- endif %}"
+    "{%- if tool_call.function %}{%- set tool_call = tool_call.function %}{%- endif %}"
+    "{{- '<tool_call>\\n{\"name\": \"' }}{{- tool_call.name }}{{- '\", \"arguments\": ' }}"
+    "{%- if tool_call.arguments is string %}{{- tool_call.arguments }}{%- else %}{{- tool_call.arguments | tojson }}"
+    "{%- endif %}"
+    "{{- '}\\n</tool_call>' }}"
+    "{%- endfor %}"
+    "{%- endif %}"
+    "{{- '<|im_end|>\\n' }}"
+    "{%- elif message.role == 'tool' %}"
+    "{%- if loop.first or (messages[loop.index0 - 1].role != 'tool') %}{{- '<|im_start|>user' }}{%- endif %}"
+    "{{- '\\n<tool_response>\\n' + content + '\\n</tool_response>' }}"
+    "{%- if loop.last or (messages[loop.index0 + 1].role != 'tool') %}{{- '<|im_end|>\\n' }}{%- endif %}"
+    "{%- endif %}"
+    "{%- endfor %}"
+    "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}"
+)
+
+# Preprocessor settings: Qwen3-Omni-30B-A3B (Instruct @26291f79, Thinking, Captioner: same shape): third-party check of
+# the three official repos' preprocessor_config.json (find_string '"processor_class": "Qwen3OmniMoeProcessor"'): Whisper
+# 128 mel / 16 kHz / hop 160 / n_fft 400 / n_samples 4800000 (chunk_length 300) / nb_max_frames 30000;
+# Qwen2VLImageProcessor patch 16, temporal 2, merge 2 (factor 32), min/max pixels 3136 / 12845056; no
+# processor_config.json or video_preprocessor_config.json in those repos. image_mean/std 0.5 and
+# dither/padding/return_attention_mask from a second report of the same file
+# (find_string '"image_mean": [0.5, 0.5, 0.5]'). Note Qwen3OmniMoeProcessor pads audio to the longest clip
+# (`audio_kwargs` padding=True, truncation=False), not to chunk_length like Qwen2.5-Omni.
+QWEN3_OMNI_PREPROCESSOR = {
+    "processor_class": "Qwen3OmniMoeProcessor",
+    "feature_extractor": {
+        "feature_extractor_type": "WhisperFeatureExtractor",
+        "feature_size": 128,
+        "sampling_rate": 16000,
+        "hop_length": 160,
+        "n_fft": 400,
+        "chunk_length": 300,
+        "n_samples": 4800000,
+        "nb_max_frames": 30000,
+        "dither": 0.0,
+        "padding_value": 0.0,
+        "padding_side": "right",
+        "return_attention_mask": True,
+    },
+    "image_processor": {
+        "image_processor_type": "Qwen2VLImageProcessor",
+        "patch_size": 16,
+        "temporal_patch_size": 2,
+        "merge_size": 2,
+        "min_pixels": 3136,
+        "max_pixels": 12845056,
+        "image_mean": [0.5, 0.5, 0.5],
+        "image_std": [0.5, 0.5, 0.5],
+    },
+}
 
 
 QWEN3_OMNI = BackboneSpec(
