@@ -25,6 +25,7 @@ setup(
         "omni_regressor.backbones",
         "omni_regressor.data",
         "omni_regressor.readouts",
+        "omni_regressor.recipes",
         "omni_regressor.experiments",
         "omni_regressor.benchmarks",
         "omni_regressor.eval",

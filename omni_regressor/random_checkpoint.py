@@ -103,7 +103,7 @@ def write_prequantized_random_thinker(spec, config, output_dir, seed: int = 0) -
 
     from safetensors import safe_open
 
-    from .readouts.generative import load_thinker
+    from .recipes.generative import load_thinker
 
     output_dir = Path(output_dir)
     scratch = output_dir.parent / f".{output_dir.name}-one-layer"

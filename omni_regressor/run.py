@@ -2,10 +2,10 @@
 
     run_training(model_args, data_args, processing_args, training_args)
         1. data: every clip decoded and checked through the media cache before any model loads
-        2. model: the readout loads the backbone (4-bit + LoRA, or full fine-tuning)
-        3. Trainer: the valid split picks the best epoch (the readout's metric)
+        2. model: the readout's recipe loads the backbone (4-bit + LoRA, or full fine-tuning)
+        3. Trainer: the valid split picks the best epoch (the recipe's metric)
         4. test pass, and the mean predictor as the floor any model must beat
-        5. export (the readout's), model card, optional upload; `training_summary.json`
+        5. export (the recipe's), model card, optional upload; `training_summary.json`
 
 `train_with_trainer.py` and `omni-regressor train` parse the arguments and call this; the experiment drivers
 (compare, sweep) call it per arm.
@@ -28,7 +28,7 @@ from .export import push_run
 from .outputs import write_json
 from .metering import PeakMemoryCallback, Stopwatch, peak_memory_mb
 from .parameters import count_parameters
-from .readouts import RunContext, get_readout
+from .recipes import RunContext, get_recipe
 from .settings import resolve_settings, saved_settings  # noqa: F401 - saved_settings: its public home was here
 from .results import append_results
 from .trainer import OmniRegressorTrainer, label_statistics
@@ -113,7 +113,7 @@ def prepare_data(data_args, settings, media_cache, training_args, output_dir):
 
 def run_training(model_args, data_args, processing_args, training_args, callbacks=()) -> dict:
     """Runs the whole path and returns the summary also written to `<output_dir>/training_summary.json`."""
-    readout = get_readout(model_args.readout)
+    recipe = get_recipe(model_args.readout)
     backbone = backbone_of(model_args.model_name_or_path)
     if model_args.readout_layer > (layers := num_decoder_layers(model_args.model_name_or_path)):
         raise RunError(f"--readout_layer {model_args.readout_layer}: {model_args.model_name_or_path} has {layers} "
@@ -123,7 +123,7 @@ def run_training(model_args, data_args, processing_args, training_args, callback
     set_seed(training_args.seed)
     output_dir = Path(training_args.output_dir)
     training_args.label_names = training_args.label_names or ["labels"]
-    training_args.metric_for_best_model = training_args.metric_for_best_model or readout.metric_for_best_model
+    training_args.metric_for_best_model = training_args.metric_for_best_model or recipe.metric_for_best_model
     if not torch.cuda.is_available():
         training_args.dataloader_pin_memory = False
     # The Hub gets the exported folder at the end, not the Trainer's checkpoints.
@@ -141,7 +141,7 @@ def run_training(model_args, data_args, processing_args, training_args, callback
     )
 
     # 2. Model, and the one processing path as collator.
-    model = readout.load_model(context)
+    model = recipe.load_model(context)
     parameters = count_parameters(model)
     logger.info("Parameters: %s", parameters)
     encoder = ClipEncoder(processor, settings, score_range=score_range, media_cache=media_cache)
@@ -155,17 +155,17 @@ def run_training(model_args, data_args, processing_args, training_args, callback
         args=training_args,
         train_dataset=splits["train"],
         eval_dataset=splits.get("valid"),
-        data_collator=readout.collator(encoder),
-        compute_metrics=readout.compute_metrics(context),
+        data_collator=recipe.collator(encoder),
+        compute_metrics=recipe.compute_metrics(context),
         callbacks=callbacks,
-        head_learning_rate=readout.head_learning_rate(context),
+        head_learning_rate=recipe.head_learning_rate(context),
     )
     with Stopwatch() as train_clock:
         train_result = trainer.train(resume_from_checkpoint=checkpoint)
     summary = context.summary
     summary.update(
         backbone=backbone.name,
-        readout=readout.name,
+        readout=recipe.name,
         parameters=parameters,
         train_seconds=round(train_clock.seconds, 2),
         train_samples_per_second=train_result.metrics.get("train_samples_per_second"),
@@ -184,7 +184,7 @@ def run_training(model_args, data_args, processing_args, training_args, callback
     # 4. Test metrics, and the mean predictor as the floor any model must beat.
     if "test" in splits:
         test_rows = splits["test"]
-        result = readout.test_pass(trainer, encoder, test_rows, context)
+        result = recipe.test_pass(trainer, encoder, test_rows, context)
         summary["test_metrics"] = result.metrics
         summary["test_predictions"] = result.predictions
         summary["test_clip_ids"] = list(test_rows["clip_id"])
@@ -202,13 +202,13 @@ def run_training(model_args, data_args, processing_args, training_args, callback
 
     # 5. Export (rank 0), then the upload of the exported folder.
     if trainer.is_world_process_zero():
-        export_dir = readout.export(trainer, encoder, context)
+        export_dir = recipe.export(trainer, encoder, context)
         summary["export_dir"] = str(export_dir)
         if "test_metrics" in summary and str(training_args.results_dir or "").lower() != "none":
             results_dir = training_args.results_dir or output_dir.resolve().parent / "results"
             summary["results_csv"] = str(append_results(
                 results_dir, data_args.dataset_name or Path(data_args.dataset_dir).resolve().name,
-                model_args.model_name_or_path, backbone.name, readout.name, settings.modalities,
+                model_args.model_name_or_path, backbone.name, recipe.name, settings.modalities,
                 [training_args.seed], [summary["test_metrics"]], output_dir,
             ))
         write_json(output_dir / "training_summary.json", summary)

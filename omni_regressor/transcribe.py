@@ -11,7 +11,7 @@ import torch
 from processing_omni_regressor import DecodedClip, model_inputs
 
 from .backbones import backbone_of
-from .readouts.generative import load_thinker
+from .recipes.generative import load_thinker
 
 TRANSCRIBE_PROMPT = "Transcribe the speech in this clip. Answer with the words only."
 

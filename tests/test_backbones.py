@@ -92,7 +92,7 @@ def test_qwen3_export_evaluates_and_scores_in_a_fresh_process_like_predict(qwen3
 def test_qwen3_qlora_quantises_the_experts_and_leaves_routers_and_towers_alone(tiny_qwen3_backbone_dir):
     import bitsandbytes as bnb
 
-    from omni_regressor.readouts.discriminative import load_regressor_for_training
+    from omni_regressor.recipes.discriminative import load_regressor_for_training
 
     model = load_regressor_for_training(tiny_qwen3_backbone_dir, get_backbone("qwen3-omni"), quantization="4bit",
                                         lora_preset="paper", head_hidden_size=16)

@@ -13,7 +13,7 @@ from transformers import AutoProcessor
 from omni_regressor.backbones import backbone_of
 from omni_regressor.benchmarks.process_memory import PhaseMemory
 from omni_regressor.experiments import benchmark
-from omni_regressor.readouts.generative import load_thinker
+from omni_regressor.recipes.generative import load_thinker
 from omni_regressor.tiny_backbone import write_random_thinker
 from processing_omni_regressor import ClipEncoder, ProcessingSettings, model_inputs
 

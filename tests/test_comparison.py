@@ -11,7 +11,7 @@ import train_with_trainer
 from conftest import SMALL_PIXEL_FLAGS, SMALL_PIXELS, training_flags
 from omni_regressor.data import read_mmsa
 from omni_regressor.media import MediaCache
-from omni_regressor.readouts.generative import GenerativeCollator, format_score
+from omni_regressor.recipes.generative import GenerativeCollator, format_score
 from processing_omni_regressor import ClipEncoder, ProcessingSettings
 
 PARSE_STATISTICS = ("unparsable_rate", "truncated_rate", "out_of_range_rate", "fallback", "ms_per_clip")
@@ -139,7 +139,7 @@ def test_benchmark_reports_both_readouts_measured_in_one_run(tmp_path):
 def test_benchmark_regressor_shares_the_generative_thinkers_weights(tiny_backbone_dir):
     from omni_regressor.backbones import get_backbone
     from omni_regressor.experiments.benchmark import regressor_sharing_backbone
-    from omni_regressor.readouts.generative import load_thinker
+    from omni_regressor.recipes.generative import load_thinker
 
     backbone = get_backbone("qwen2.5-omni")
     thinker = load_thinker(str(tiny_backbone_dir), backbone, "none")

@@ -133,7 +133,7 @@ class ForceAnswer(LogitsProcessor):
 def test_generative_answers_survive_the_generation_limit_and_parse_right(real_tokenizer_backbone_dir, answer, value):
     from transformers import Qwen2_5OmniThinkerForConditionalGeneration
 
-    from omni_regressor.readouts.generative import DEFAULT_MAX_NEW_TOKENS, generate_answers
+    from omni_regressor.recipes.generative import DEFAULT_MAX_NEW_TOKENS, generate_answers
 
     processor = AutoProcessor.from_pretrained(real_tokenizer_backbone_dir)
     thinker = Qwen2_5OmniThinkerForConditionalGeneration.from_pretrained(real_tokenizer_backbone_dir).eval()

@@ -139,7 +139,7 @@ def test_the_probes_layer_taps_read_what_a_regressor_with_that_layer_and_pooling
 
 def test_the_attention_query_is_trained_with_the_head_under_qlora(tiny_backbone_dir):
     from omni_regressor.backbones import get_backbone
-    from omni_regressor.readouts.discriminative import load_regressor_for_training
+    from omni_regressor.recipes.discriminative import load_regressor_for_training
 
     model = load_regressor_for_training(tiny_backbone_dir, get_backbone("qwen2.5-omni"), quantization="4bit",
                                         lora_preset="paper", head_hidden_size=16, pooling="attention", readout_layer=1)

@@ -17,7 +17,7 @@ from conftest import SMALL_PIXELS, training_flags
 from modeling_omni_regressor import Qwen2_5OmniForSentimentRegression
 from omni_regressor.backbones import get_backbone
 from omni_regressor.data import read_mmsa
-from omni_regressor.readouts.discriminative import load_regressor_for_training
+from omni_regressor.recipes.discriminative import load_regressor_for_training
 from omni_regressor.trainer import OmniRegressorTrainer
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

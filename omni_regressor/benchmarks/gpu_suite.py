@@ -151,8 +151,8 @@ def run_suite(args, workdir: Path) -> dict:
     from ..experiments.benchmark import (readout_passes, regressor_sharing_backbone, timed_together, use_device,
                                          write_benchmark_clips)
     from ..media import MediaCache
-    from ..readouts.discriminative import load_regressor_for_training
-    from ..readouts.generative import load_thinker
+    from ..recipes.discriminative import load_regressor_for_training
+    from ..recipes.generative import load_thinker
     from .process_memory import PhaseMemory
 
     use_device(args.device)

@@ -55,7 +55,7 @@ from processing_omni_regressor import ClipEncoder, model_inputs
 from ..arguments import OmniArgumentParser, ProcessingArguments, at_least
 from ..backbones import ARCHITECTURES, backbone_of
 from ..media import MediaCache, write_clip
-from ..readouts.generative import load_thinker
+from ..recipes.generative import load_thinker
 from ..settings import resolve_settings
 
 
@@ -347,7 +347,7 @@ def train_step_peak_memory(source, backbone, args: BenchmarkArguments, encoded: 
     head, checkpointing) of `backbone_model`, an already loaded Thinker backbone. Returns the training model's tensor
     bytes (LoRA and head included)."""
     from ..model_setup import lora_config_for, prepare_for_training
-    from ..readouts.discriminative import load_regressor_for_training
+    from ..recipes.discriminative import load_regressor_for_training
 
     with memory.phase("train_load"):
         if backbone_model is None:

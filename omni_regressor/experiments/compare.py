@@ -20,7 +20,7 @@ from pathlib import Path
 from omni_regressor.eval.metrics import PRIMARY_METRICS, SIMS_METRIC_KEYS
 
 from ..arguments import OmniArgumentParser
-from ..readouts.generative import DEFAULT_MAX_NEW_TOKENS
+from ..recipes.generative import DEFAULT_MAX_NEW_TOKENS
 from ..training_arguments import training_parser
 
 COST_COLUMNS = ["unparsable_rate", "truncated_rate", "out_of_range_rate", "ms_per_clip", "peak_memory_mb", "seconds_per_epoch"]

@@ -17,7 +17,7 @@ from ..backbones import backbone_of
 from ..data import SPLITS, DataProblemsError, check_dataset, infer_score_range, records_to_dataset_dict
 from ..outputs import write_json
 from ..metering import peak_memory_mb
-from ..readouts.generative import DEFAULT_MAX_NEW_TOKENS, evaluate_generative, load_thinker
+from ..recipes.generative import DEFAULT_MAX_NEW_TOKENS, evaluate_generative, load_thinker
 from ..arguments import RunError
 from ..settings import resolve_settings
 

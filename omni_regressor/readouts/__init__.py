@@ -1,19 +1,17 @@
-"""Readout registry: `--readout NAME` -> the class that loads, collates, tests and exports that readout.
+"""The former name of `omni_regressor.recipes` (the training recipes of the readouts), kept so that code written
+against it still imports: `omni_regressor.readouts.{base,discriminative,generative}` are the recipe modules, and
+`READOUTS` / `Readout` / `get_readout` / `DiscriminativeReadout` / `GenerativeReadout` their former names."""
 
-A new readout is one module here with a `Readout` subclass (see `base.py`) and one entry in `READOUTS`.
-"""
+import sys
 
-from .base import Readout, RunContext, TestResult
-from .discriminative import DiscriminativeReadout
-from .generative import GenerativeReadout
+from ..recipes import RECIPES as READOUTS
+from ..recipes import Recipe as Readout
+from ..recipes import RunContext, TestResult, base, discriminative, generative
+from ..recipes import get_recipe as get_readout
+from ..recipes.discriminative import DiscriminativeRecipe as DiscriminativeReadout
+from ..recipes.generative import GenerativeRecipe as GenerativeReadout
 
-READOUTS: dict[str, type[Readout]] = {readout.name: readout for readout in (DiscriminativeReadout, GenerativeReadout)}
+for _module in (base, discriminative, generative):
+    sys.modules[f"{__name__}.{_module.__name__.rsplit('.', 1)[1]}"] = _module
 
-
-def get_readout(name: str) -> Readout:
-    if name not in READOUTS:
-        raise ValueError(f"unknown readout {name!r}; choose one of {', '.join(READOUTS)}.")
-    return READOUTS[name]()
-
-
-__all__ = ["READOUTS", "Readout", "RunContext", "TestResult", "get_readout"]
+__all__ = ["READOUTS", "DiscriminativeReadout", "GenerativeReadout", "Readout", "RunContext", "TestResult", "get_readout"]

@@ -1,7 +1,7 @@
-"""The readout interface: how a score is read out of the backbone, from loading to export.
+"""The recipe interface: how one readout is trained, tested and exported, from loading the backbone to the export.
 
-The training run (`omni_regressor.run.run_training`) calls these methods in order and never asks which readout it
-has; a new readout is one subclass of `Readout` and one entry in `omni_regressor.readouts.READOUTS`.
+The training run (`omni_regressor.run.run_training`) calls these methods in order and never asks which recipe it has;
+a new recipe is one subclass of `Recipe` and one entry in `omni_regressor.recipes.RECIPES`.
 """
 
 from dataclasses import dataclass, field
@@ -10,7 +10,7 @@ from pathlib import Path
 
 @dataclass
 class RunContext:
-    """Everything a readout needs to know about the run it is part of."""
+    """Everything a recipe needs to know about the run it is part of."""
 
     model_args: object
     data_args: object
@@ -34,11 +34,11 @@ class TestResult:
     extras: dict = field(default_factory=dict)  # e.g. {"answers": [...]} for the generative readout
 
 
-class Readout:
-    """One way to read a sentiment score out of the backbone.
+class Recipe:
+    """How one readout (one way to read a sentiment score out of the backbone) is trained, tested and exported.
 
     Attributes:
-        name: the `--readout` value.
+        name: the readout's name, the `--readout` value.
         metric_for_best_model: the valid-split metric that picks the checkpoint (Trainer's `metric_for_best_model`).
     """
 

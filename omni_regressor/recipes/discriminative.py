@@ -1,4 +1,4 @@
-"""The discriminative readout: the final hidden state of the last non-padding token -> MLP head -> score."""
+"""The recipe of the discriminative readout: the final hidden state of the last non-padding token -> MLP head -> score."""
 
 from pathlib import Path
 
@@ -11,7 +11,7 @@ from ..export import (merged_export, name_base_in_config, public_base_name, publ
 from ..metering import BatchTimer
 from ..model_card import write_adapter_card, write_model_card
 from ..model_setup import load_kwargs_for, lora_config_for, prepare_for_training, quiet_head_warning
-from .base import Readout, RunContext, TestResult
+from .base import Recipe, RunContext, TestResult
 
 
 def load_regressor_for_training(model_name_or_path, backbone, quantization="4bit", lora_preset="paper",
@@ -36,7 +36,7 @@ def load_regressor_for_training(model_name_or_path, backbone, quantization="4bit
     )
 
 
-class DiscriminativeReadout(Readout):
+class DiscriminativeRecipe(Recipe):
     name = "discriminative"
     metric_for_best_model = "MAE"
 

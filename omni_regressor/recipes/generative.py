@@ -1,4 +1,4 @@
-"""The generative readout on the same backbone: the Thinker writes the score as text, which is parsed.
+"""The recipe of the generative readout on the same backbone: the Thinker writes the score as text, which is parsed.
 
 It is the baseline the discriminative readout is compared with, so it shares everything else: the processing path
 and prompt (`ClipEncoder`), the 4-bit quantisation and the LoRA presets. Zero-shot: the base Thinker answers the
@@ -20,7 +20,7 @@ from processing_omni_regressor import ClipEncoder, model_inputs
 from ..metering import BatchTimer
 from ..export import public_base_name
 from ..model_setup import disable_cpu_bf16_repacking, export_dtype, load_kwargs_for, lora_config_for, prepare_for_training
-from .base import Readout, RunContext, TestResult
+from .base import Recipe, RunContext, TestResult
 
 # Long enough for any plausible answer: Qwen writes numbers digit by digit ("-1.5" is 4 tokens), and a sentence such
 # as "The sentiment of this clip is -1.5." is 11. Generation stops at the end-of-turn token before that.
@@ -165,7 +165,7 @@ def merged_thinker_export(base_model_name_or_path: str, backbone, adapter_dir, o
     return merged
 
 
-class GenerativeReadout(Readout):
+class GenerativeRecipe(Recipe):
     name = "generative"
     metric_for_best_model = "loss"  # the answer-token loss on the valid split; scores are parsed on the test split
 
