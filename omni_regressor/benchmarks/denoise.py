@@ -58,12 +58,11 @@ def denoiser_cost(long_seconds: float, repeats: int) -> dict:
 
 
 def decode_cost(workdir: Path, num_clips: int, clip_seconds: float) -> dict:
-    from processing_omni_regressor import ProcessingSettings
-
     from ..media import MediaCache
+    from ..settings import resolve_settings
 
     paths = write_clip_folder(workdir / "clips", num_clips, seconds=clip_seconds, distinct=num_clips)
-    plain = ProcessingSettings().resolve_for(image_factor=28, extractor_seconds=300.0).media_settings()
+    plain = resolve_settings()[0].media_settings()  # the default backbone's official settings
     report = {"clips": num_clips, "clip_seconds": clip_seconds}
     for name, settings in (("none", plain), ("deepfilternet", replace(plain, denoise="deepfilternet"))):
         cache = MediaCache(workdir / f"cache-{name}")

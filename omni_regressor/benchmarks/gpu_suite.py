@@ -143,9 +143,7 @@ def moe_step_memory(arch: str, paths, memory) -> dict:
 
 
 def run_suite(args, workdir: Path) -> dict:
-    from transformers import AutoProcessor
-
-    from processing_omni_regressor import ClipEncoder, ProcessingSettings
+    from processing_omni_regressor import ClipEncoder
 
     from ..backbones import backbone_of
     from ..experiments.benchmark import (readout_passes, regressor_sharing_backbone, timed_together, use_device,
@@ -153,6 +151,7 @@ def run_suite(args, workdir: Path) -> dict:
     from ..media import MediaCache
     from ..recipes.discriminative import load_regressor_for_training
     from ..recipes.generative import load_thinker
+    from ..settings import resolve_settings
     from .process_memory import PhaseMemory
 
     use_device(args.device)
@@ -165,9 +164,9 @@ def run_suite(args, workdir: Path) -> dict:
 
         source = write_random_thinker(args.arch, workdir / f"random-{args.arch}")
     backbone = backbone_of(source)
-    processor = AutoProcessor.from_pretrained(source)
     pixels = {key: getattr(args, key) for key in ("min_pixels", "max_pixels") if getattr(args, key)}
-    encoder = ClipEncoder(processor, ProcessingSettings(**pixels), media_cache=MediaCache(None))
+    settings, processor = resolve_settings(pixels, str(source))
+    encoder = ClipEncoder(processor, settings, media_cache=MediaCache(None))
     size = tuple(int(part) for part in args.clip_size.lower().split("x"))
     paths = write_benchmark_clips(workdir / "clips", args.num_clips, args.clip_seconds, size)
     encoded = [encoder.encode(TRANSCRIPT, encoder.decode(path)) for path in paths]
