@@ -22,7 +22,7 @@ import copy
 import logging
 import math
 import re
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 
 import numpy as np
 import torch
@@ -99,28 +99,70 @@ class ProcessingSettings:
         image_factor: vision patch size x merge size (None: read from the processor).
     """
 
-    modalities: tuple[str, ...] = MODALITIES
-    fps: float = 2.0
-    min_frames: int = 4
-    max_frames: int = 16
-    min_pixels: int | None = None
-    max_pixels: int | None = None
-    total_pixels: int | None = None
-    max_audio_seconds: float | None = None
+    # A field with `help` is also a command-line flag of the package (`--fps`, ...; `omni_regressor.arguments` derives
+    # the flags from these fields); `at_least` / `positive` / `choices` are its bounds, checked by `check_values`.
+    modalities: tuple[str, ...] = field(default=MODALITIES, metadata={
+        "help": "Any non-empty subset of text,audio,video (also T+A+V). Default: the model's, or text,audio,video."})
+    fps: float = field(default=2.0, metadata={"help": "Frames sampled per second of clip (default 2).", "positive": True})
+    min_frames: int = field(default=4, metadata={
+        "help": "At least this many frames per clip; shorter clips repeat frames (default 4).",
+        "at_least": TEMPORAL_PATCH_SIZE})
+    max_frames: int = field(default=16, metadata={
+        "help": "At most this many frames per clip; longer clips are sampled more sparsely (default 16).",
+        "at_least": TEMPORAL_PATCH_SIZE})
+    min_pixels: int | None = field(default=None, metadata={
+        "help": "Least area of a resized frame (default: 128 tokens' worth, 128*28*28 for Qwen2.5-Omni).",
+        "at_least": 16 * 16})
+    max_pixels: int | None = field(default=None, metadata={
+        "help": "Largest area of a resized frame (default: 768 tokens' worth, 768*28*28 for Qwen2.5-Omni). Lower "
+                "budgets save memory and time at some cost in visual detail.",
+        "at_least": 16 * 16})
+    total_pixels: int | None = field(default=None, metadata={
+        "help": "Pixel budget of all frames of a clip together (default: the official 0.9 * 128000 tokens' worth).",
+        "at_least": 16 * 16})
+    max_audio_seconds: float | None = field(default=None, metadata={
+        "help": "Clips longer than this are cut to their first N seconds, frames and audio alike (default: the "
+                "feature extractor's limit, 300 s for the released models).",
+        "positive": True})
     audio_sampling_rate: int = 16000
-    denoise: str = "none"
+    denoise: str = field(default="none", metadata={
+        "help": "Speech enhancement of the audio track before encoding (default none).", "choices": DENOISERS})
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
     task_prompt: str = DEFAULT_TASK_PROMPT
     image_factor: int | None = None
 
     def __post_init__(self):
+        self.check_values(asdict(self))
         object.__setattr__(self, "modalities", parse_modalities(self.modalities))
-        if self.denoise not in DENOISERS:
-            raise ValueError(f"`denoise` must be one of {DENOISERS}, got {self.denoise!r}.")
+
+    @classmethod
+    def check_values(cls, values: dict) -> None:
+        """Refuses (ValueError naming the field in backticks) a value out of its field's bounds, and a minimum above
+        its maximum; names not in `values`, and `None` (unset), pass. The one validation of settings: a saved config,
+        a dict from Python and the command's flags all pass through it."""
+        for item in fields(cls):
+            value = values.get(item.name)
+            if value is None:
+                continue
+            bounds = item.metadata
+            if item.name == "modalities":
+                try:
+                    parse_modalities(value)
+                except ValueError as error:
+                    raise ValueError(f"`modalities`: {error}") from None
+            elif "choices" in bounds and value not in bounds["choices"]:
+                raise ValueError(f"`{item.name}` must be one of {', '.join(bounds['choices'])}, got {value!r}.")
+            elif bounds.get("positive") and not (value > 0 and math.isfinite(value)):
+                raise ValueError(f"`{item.name}` must be a positive number, got {value!r}.")
+            elif "at_least" in bounds and value < bounds["at_least"]:
+                raise ValueError(f"`{item.name}` must be at least {bounds['at_least']}, got {value!r}.")
+        for low, high in (("min_frames", "max_frames"), ("min_pixels", "max_pixels")):
+            if values.get(low) is not None and values.get(high) is not None and values[low] > values[high]:
+                raise ValueError(f"`{low}` ({values[low]}) must not exceed `{high}` ({values[high]}).")
 
     @classmethod
     def from_dict(cls, values: dict | None) -> "ProcessingSettings":
-        known = {field.name for field in fields(cls)}
+        known = {item.name for item in fields(cls)}
         return cls(**{key: value for key, value in (values or {}).items() if key in known})
 
     @classmethod

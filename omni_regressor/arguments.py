@@ -1,20 +1,22 @@
 """Command-line arguments of every command: one dataclass per concern, one parser that refuses bad values.
 
 `ProcessingArguments` (what the model sees) is shared by train, evaluate, predict, zero-shot, compare, sweep,
-benchmark, check-data and inspect-inputs, with its defaults in one place (`ProcessingSettings`). A bad value is one
-line on stderr naming the flag and exit status 2, before any model loads.
+benchmark, check-data and inspect-inputs; its flags, defaults and bounds are `ProcessingSettings`' fields. A bad value
+is one line on stderr naming the flag and exit status 2, before any model loads.
 """
 
 import argparse
 import json
 import math
+import re
 import sys
-from dataclasses import dataclass, field, fields
+import typing
+from dataclasses import dataclass, field, fields, make_dataclass
 from pathlib import Path
 
 from transformers import HfArgumentParser
 
-from processing_omni_regressor import DENOISERS, ProcessingSettings, parse_modalities
+from processing_omni_regressor import ProcessingSettings, parse_modalities
 
 from .backbones import LORA_PRESETS
 from .data import DATASET_FORMATS
@@ -22,7 +24,6 @@ from .data import DATASET_FORMATS
 READOUT_NAMES = ("discriminative", "generative")
 QUANTIZATIONS = ("4bit", "none")
 LOSS_TYPES = ("l1", "mse", "huber")
-DEFAULTS = ProcessingSettings()
 FLAG_FILE_SUFFIXES = (".json", ".yaml", ".yml")
 LONG_USAGE_FLAGS = 40
 
@@ -40,56 +41,28 @@ def _help(text: str, **metadata) -> dict:
     return {"help": text, **metadata}
 
 
-@dataclass
-class ProcessingArguments:
+class ProcessingFlags:
     """What the model sees. Unset flags take the model's saved settings (evaluate, predict, ...) or, for a new run,
-    the official Qwen-Omni values."""
+    the official Qwen-Omni values.
+
+    `ProcessingArguments` (below) is this class with one optional flag per `ProcessingSettings` field that has a
+    `help` (its help, type and choices from that field; unset = None), plus `--media_cache_dir`: a new setting is one
+    field of `ProcessingSettings`, and its flag, its validation (`ProcessingSettings.check_values`) and its way into
+    the settings (`overrides`, read by `omni_regressor.settings.resolve_settings`) follow from it.
+    """
+
     _argument_group_name = "processing (what the model sees; unset: the model's saved settings)"
 
-    modalities: str | None = field(default=None, metadata=_help(
-        "Any non-empty subset of text,audio,video (also T+A+V). Default: the model's, or text,audio,video."))
-    fps: float | None = field(default=None, metadata=_help(f"Frames sampled per second of clip (default {DEFAULTS.fps:g})."))
-    min_frames: int | None = field(default=None, metadata=_help(
-        f"At least this many frames per clip; shorter clips repeat frames (default {DEFAULTS.min_frames})."))
-    max_frames: int | None = field(default=None, metadata=_help(
-        f"At most this many frames per clip; longer clips are sampled more sparsely (default {DEFAULTS.max_frames})."))
-    min_pixels: int | None = field(default=None, metadata=_help(
-        "Least area of a resized frame (default: 128 tokens' worth, 128*28*28 for Qwen2.5-Omni)."))
-    max_pixels: int | None = field(default=None, metadata=_help(
-        "Largest area of a resized frame (default: 768 tokens' worth, 768*28*28 for Qwen2.5-Omni). Lower budgets save "
-        "memory and time at some cost in visual detail."))
-    total_pixels: int | None = field(default=None, metadata=_help(
-        "Pixel budget of all frames of a clip together (default: the official 0.9 * 128000 tokens' worth)."))
-    max_audio_seconds: float | None = field(default=None, metadata=_help(
-        "Clips longer than this are cut to their first N seconds, frames and audio alike (default: the feature "
-        "extractor's limit, 300 s for the released models)."))
-    denoise: str | None = field(default=None, metadata=_help(
-        "Speech enhancement of the audio track before encoding (default none).", choices=list(DENOISERS)))
-    media_cache_dir: str | None = field(default=None, metadata=_help(
-        "Decoded-media cache (default: $OMNI_REGRESSOR_CACHE or ~/.cache/omni_regressor/media)."))
-
     def validate(self):
-        if self.modalities is not None:
-            try:
-                parse_modalities(self.modalities)
-            except ValueError as error:
-                raise ValueError(f"--modalities: {error}") from None
-        _positive("fps", self.fps)
-        _positive("max_audio_seconds", self.max_audio_seconds)
-        at_least(self, min_frames=2, max_frames=2)
-        for name in ("min_pixels", "max_pixels", "total_pixels"):
-            _at_least(name, getattr(self, name), 16 * 16)
-        if self.min_frames and self.max_frames and self.min_frames > self.max_frames:
-            raise ValueError(f"--min_frames ({self.min_frames}) must not exceed --max_frames ({self.max_frames}).")
-        if self.min_pixels and self.max_pixels and self.min_pixels > self.max_pixels:
-            raise ValueError(f"--min_pixels ({self.min_pixels}) must not exceed --max_pixels ({self.max_pixels}).")
+        """The given flags, checked as settings (`ProcessingSettings.check_values`), each error naming its flag."""
+        try:
+            ProcessingSettings.check_values({name: getattr(self, name) for name in SETTINGS_FLAGS})
+        except ValueError as error:
+            raise ValueError(re.sub(r"`(\w+)`", r"--\1", str(error))) from None
 
     def overrides(self) -> dict:
-        """The settings given on the command line (unset flags left out): every flag named like a `ProcessingSettings`
-        field is one (a new flag cannot be dropped on the way)."""
-        values = {
-            name: getattr(self, name) for name in SETTINGS_FLAGS if getattr(self, name) is not None
-        }
+        """The settings given on the command line (unset flags left out)."""
+        values = {name: getattr(self, name) for name in SETTINGS_FLAGS if getattr(self, name) is not None}
         if self.modalities is not None:
             values["modalities"] = parse_modalities(self.modalities)
         return values
@@ -100,8 +73,29 @@ class ProcessingArguments:
         return MediaCache(self.media_cache_dir or default_cache_dir())
 
 
-# The processing flags that are settings (all but where the decoded media are cached).
-SETTINGS_FLAGS = tuple(item.name for item in fields(ProcessingArguments) if item.name != "media_cache_dir")
+def _processing_flag(item, flag_type):
+    """The optional flag of a `ProcessingSettings` field: its help and choices, unset (None) by default."""
+    metadata = {"help": item.metadata["help"]}
+    if "choices" in item.metadata:
+        metadata["choices"] = list(item.metadata["choices"])
+    return item.name, (str if item.name == "modalities" else flag_type) | None, field(default=None, metadata=metadata)
+
+
+# The processing flags that are settings: the `ProcessingSettings` fields with a help text.
+_SETTING_TYPES = typing.get_type_hints(ProcessingSettings)
+SETTINGS_FLAGS = tuple(item.name for item in fields(ProcessingSettings) if "help" in item.metadata)
+ProcessingArguments = make_dataclass(
+    "ProcessingArguments",
+    [
+        *(_processing_flag(item, _SETTING_TYPES[item.name]) for item in fields(ProcessingSettings)
+          if item.name in SETTINGS_FLAGS),
+        ("media_cache_dir", str | None, field(default=None, metadata=_help(
+            "Decoded-media cache (default: $OMNI_REGRESSOR_CACHE or ~/.cache/omni_regressor/media)."))),
+    ],
+    bases=(ProcessingFlags,),
+)
+ProcessingArguments.__module__ = __name__
+ProcessingArguments.__doc__ = ProcessingFlags.__doc__
 
 
 @dataclass(kw_only=True)
@@ -232,11 +226,6 @@ def parse_score_range(value: str | None):
     if not (math.isfinite(low) and math.isfinite(high) and low < high):
         raise ValueError(f"--score_range must be 'low,high' with low < high, got {value!r}.")
     return (low, high)
-
-
-def _positive(name, value):
-    if value is not None and not (value > 0 and math.isfinite(value)):
-        raise ValueError(f"--{name} must be a positive number, got {value!r}.")
 
 
 def _non_negative(name, value):

@@ -128,15 +128,20 @@ def test_the_training_script_is_short_and_calls_the_run():
 
 
 def test_every_processing_flag_is_a_setting_and_reaches_the_settings():
-    """A processing flag is named like a `ProcessingSettings` field and given on the command line it is applied."""
+    """The processing flags are derived from the `ProcessingSettings` fields that carry a help text (same name, help
+    and choices), and given on the command line each is applied."""
     from dataclasses import fields
 
     from omni_regressor.arguments import SETTINGS_FLAGS, ProcessingArguments
     from omni_regressor.settings import resolve_settings
     from processing_omni_regressor import ProcessingSettings
 
-    settings_fields = {item.name for item in fields(ProcessingSettings)}
-    assert set(SETTINGS_FLAGS) <= settings_fields
+    documented = {item.name: item.metadata for item in fields(ProcessingSettings) if "help" in item.metadata}
+    flags = {item.name: item.metadata for item in fields(ProcessingArguments)}
+    assert set(SETTINGS_FLAGS) == set(documented) == set(flags) - {"media_cache_dir"}
+    for name, metadata in documented.items():
+        assert flags[name]["help"] == metadata["help"]
+        assert flags[name].get("choices") == (list(metadata["choices"]) if "choices" in metadata else None)
     values = {"modalities": "T+V", "fps": 1.5, "min_frames": 2, "max_frames": 6, "min_pixels": 28 * 28 * 4,
               "max_pixels": 28 * 28 * 8, "total_pixels": 28 * 28 * 64, "max_audio_seconds": 12.0, "denoise": "none"}
     assert set(values) == set(SETTINGS_FLAGS)
