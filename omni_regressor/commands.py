@@ -10,14 +10,14 @@
 
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from processing_omni_regressor import DENOISERS
 
 from .arguments import DatasetArguments, OmniArgumentParser, ProcessingArguments, UsageError, parse_score_range
 from .settings import resolve_settings as resolved_settings
-from .backbones import ARCHITECTURES, BACKBONES, LORA_PRESETS
+from .backbones import ARCHITECTURES, BACKBONES, DEFAULT_BACKBONE, LORA_PRESETS
 from .outputs import unwritable_reason
 
 
@@ -59,7 +59,7 @@ def params_command(argv) -> int:
 class TinyBackboneArguments:
     _argument_group_name = "tiny-backbone"
     output_dir: str = field(metadata={"help": "Folder for the tiny released-layout checkpoint + processor."})
-    backbone: str = field(default="qwen2.5-omni", metadata={"help": "Backbone family.", "choices": list(BACKBONES)})
+    backbone: str = field(default=DEFAULT_BACKBONE, metadata={"help": "Backbone family.", "choices": list(BACKBONES)})
     tokenizer: str = field(default="small", metadata={
         "help": "small (a 1k-token BPE, fast) or qwen (the released Qwen vocabulary; needs `pip install dashscope`).",
         "choices": ["small", "qwen"]})
@@ -199,9 +199,6 @@ def inspect_inputs_command(argv) -> int:
     return 0
 
 
-
-
-
 @dataclass
 class DenoiseArguments:
     _argument_group_name = "denoise"
@@ -210,13 +207,13 @@ class DenoiseArguments:
     denoise: str = field(default="deepfilternet", metadata={
         "help": "deepfilternet: what a model trained with --denoise deepfilternet hears; none: the same track without "
         "denoising, to compare.", "choices": list(DENOISERS)})
-    max_audio_seconds: float = field(default=300.0, metadata={
-        "help": "Only the first N seconds, as a model's decoding cuts them (default: 300, the released extractor's limit)."})
+    max_audio_seconds: float | None = field(default=None, metadata={
+        "help": "Only the first N seconds, as a model's decoding cuts them (default: the released extractor's limit, "
+                "300 s)."})
     overwrite: bool = field(default=False, metadata={"help": "Replace an existing --output."})
 
     def validate(self):
-        if not (self.max_audio_seconds > 0 and self.max_audio_seconds < float("inf")):
-            raise ValueError(f"--max_audio_seconds must be a positive number, got {self.max_audio_seconds!r}.")
+        ProcessingArguments(max_audio_seconds=self.max_audio_seconds).validate()
         if Path(self.output).suffix.lower() != ".wav":
             raise ValueError(f"--output {self.output}: give a .wav file name.")
 
@@ -257,7 +254,7 @@ def denoise_command(argv) -> int:
 
     import numpy as np
 
-    from processing_omni_regressor import MediaSettings, decode_clip
+    from processing_omni_regressor import decode_clip
 
     (args,) = OmniArgumentParser(DenoiseArguments, prog="omni-regressor denoise").parse(argv, positional="input")
     source, output = Path(args.input), Path(args.output)
@@ -275,8 +272,10 @@ def denoise_command(argv) -> int:
         except ImportError as error:
             raise UsageError(str(error)) from None
     # The decoding of every model (`decode_clip`); two small frames keep its video side cheap, the audio is the same.
-    settings = MediaSettings(min_frames=2, max_frames=2, min_pixels=28 * 28, max_pixels=28 * 28 * 4,
-                             max_audio_seconds=args.max_audio_seconds, denoise=args.denoise)
+    settings, _ = resolved_settings({"min_frames": 2, "max_frames": 2, "max_audio_seconds": args.max_audio_seconds,
+                                     "denoise": args.denoise})
+    factor = settings.image_factor
+    settings = replace(settings, min_pixels=factor * factor, max_pixels=4 * factor * factor).media_settings()
     started = time.perf_counter()
     clip = decode_clip(source, settings)
     if clip.audio is None or len(clip.audio) == 0:
