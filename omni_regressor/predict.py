@@ -93,9 +93,10 @@ class PredictArguments:
     num_workers: int | None = field(default=None, metadata={
         "help": "Worker processes that decode and encode clips (default: up to 4 with a GPU, one core left for the main "
         "process; on CPU only from 8 cores)."})
-    window_batches: int = field(default=4, metadata={
-        "help": "Batches' worth of clips sorted by length together (less padding); memory holds this many batches of "
-                "encoded clips, whatever the number of inputs."})
+    chunk_batches: int = field(default=4, metadata={
+        "help": "Batches' worth of clips scored together as one chunk, sorted by length (less padding); memory holds "
+                "one chunk of encoded clips, whatever the number of inputs (--window_batches: its former name).",
+        "aliases": ["--window_batches", "--window-batches"]})
     progress: bool = field(default=True, metadata={"help": "Progress bar on stderr."})
     explain: bool = field(default=False, metadata={
         "help": "Add each clip's score without each of its modalities, and the difference to the full score."})
@@ -111,8 +112,8 @@ class PredictArguments:
     def validate(self):
         if self.batch_size < 1:
             raise ValueError(f"--batch_size must be at least 1, got {self.batch_size}.")
-        if self.window_batches < 1:
-            raise ValueError(f"--window_batches must be at least 1, got {self.window_batches}.")
+        if self.chunk_batches < 1:
+            raise ValueError(f"--chunk_batches must be at least 1, got {self.chunk_batches}.")
         if self.num_workers is not None and self.num_workers < 0:
             raise ValueError(f"--num_workers must be 0 or more, got {self.num_workers}.")
         if self.output is not None and not self.output.lower().endswith(OUTPUT_SUFFIXES):
@@ -519,8 +520,8 @@ def run_on_this_rank(args: PredictArguments, processing_args: ProcessingArgument
     bar = tqdm(total=len(mine), desc=f"scoring{f' (rank {rank})' if sharded else ''}", unit="clip",
                disable=not args.progress)
     try:
-        scores = (scorer.stream(mine, args.batch_size, args.window_batches, explain=args.explain) if on_ray else
-                  stream_scores(scorer.model, scorer.encoder, mine, args.batch_size, num_workers, args.window_batches,
+        scores = (scorer.stream(mine, args.batch_size, args.chunk_batches, explain=args.explain) if on_ray else
+                  stream_scores(scorer.model, scorer.encoder, mine, args.batch_size, num_workers, args.chunk_batches,
                                 device=scorer.device, explain=args.explain))
         for item, result in scores:
             record = record_for(item, result, scorer.encoder.score_range, transcribed, windowed)

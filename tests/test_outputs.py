@@ -225,7 +225,7 @@ def test_ctrl_c_exits_130_keeping_the_rows_written(trained_export, clips, tmp_pa
 
     monkeypatch.setattr(streaming, "stream_scores", interrupted_after_one)
     output = tmp_path / "scores.csv"
-    assert predict(trained_export, clips, "--output", output, "--batch_size", "1", "--window_batches", "1") == 130
+    assert predict(trained_export, clips, "--output", output, "--batch_size", "1", "--chunk_batches", "1") == 130
     assert "interrupted; the rows written so far are kept" in capsys.readouterr().err
     assert len(read_rows(output)) == 1
 
