@@ -214,7 +214,7 @@ def pooled_hidden_states(model, encoder: ClipEncoder, records, batch_size: int =
     pooled, states, scores, failed = [], [], [], []
     for item, result in stream_scores(
         model, encoder, items, batch_size, num_workers, allow_missing_modalities=False, device=device,
-        score_window=lambda clips: pool_prepared(model, encoder, clips, batch_size, device),
+        score_chunk=lambda clips: pool_prepared(model, encoder, clips, batch_size, device),
     ):
         record = records[item.index]
         if result.error is not None:

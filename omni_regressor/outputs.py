@@ -12,14 +12,16 @@ second writer is refused at once, naming the file.
 
     output = OutputFile(path, columns, provenance)
     with output.locked():                        # OutputError if another run writes it
-        done = output.resume()                   # rows by input key; OutputError if model/settings/columns differ
-        writer = output.open_writer(append=True) # one row, one line, flushed: a kill keeps every finished row
-        writer.write(row)
+        plan = output.plan(keys, resume=True, overwrite=False, sharded=False)  # what is done, where new rows go
+        output.prepare(plan)                     # --overwrite: the old files go (one process, after every plan)
+        writer = output.writer(plan, tag=0)      # one row, one line, flushed: a kill keeps every finished row
+        writer.write(row)                        # (with `input_key` when `plan.staged`)
         writer.close()
+        rows = output.finish(plan, keys)         # partial files merged in input order when the plan is staged
 
 Several processes (torchrun ranks, or workers of another engine) write `partial_writer(tag)` files that
-`merge(keys, rows)` turns into one output in input order. Rows carry `input_key` (`path#n`, the n-th occurrence of a
-path in the inputs) in partial files only.
+`merge(keys, rows)` turns into one output in input order; so does a resume whose rows are not a prefix of the inputs.
+Rows carry `input_key` (`path#n`, the n-th occurrence of a path in the inputs) in partial files only.
 
 Whole files (`write_json`, strict JSON: NaN and infinity become null) are written to a temporary file and renamed,
 so a killed run never leaves a half-written file.
@@ -35,6 +37,7 @@ import sys
 import tempfile
 import uuid
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 PROVENANCE_FORMAT = 1
@@ -273,6 +276,28 @@ class RowWriter:
 # --- the output file -----------------------------------------------------------------------------------------------
 
 
+@dataclass
+class ResumePlan:
+    """How a run writes its output, decided before any of its processes writes a row (`OutputFile.plan`).
+
+    Args:
+        done: the rows already in the output or its partial files, by input key: their inputs are not scored again
+            (empty unless resuming; error rows that the machine caused are not done).
+        staged: new rows go into partial files that `OutputFile.merge` puts in input order at the end (several
+            writers, or a resume whose rows are not a prefix of the inputs or that retries some), not straight into
+            the output.
+        stale: the partial files of an interrupted run, listed before any process of this run wrote one.
+        resume: new rows are added to those of the output (`--resume`).
+        overwrite: the output, its provenance and `stale` are removed before the first row (`--overwrite`).
+    """
+
+    done: dict[str, dict] = field(default_factory=dict)
+    staged: bool = False
+    stale: list[Path] = field(default_factory=list)
+    resume: bool = False
+    overwrite: bool = False
+
+
 class OutputFile:
     """One resumable output: its rows (CSV or JSONL by suffix), its provenance file and its lock.
 
@@ -391,6 +416,57 @@ class OutputFile:
         """The output, its provenance and its partial files (for --overwrite)."""
         for path in [*self.partial_files(), self.path, self.provenance_path]:
             path.unlink(missing_ok=True)
+
+    # -- a run's plan: resume, overwrite, one writer or several --
+    def interrupted_run(self, resume: bool, overwrite: bool) -> list[Path]:
+        """The partial files an interrupted run left; OutputError if there are any and the run neither completes
+        them (`resume`) nor starts again (`overwrite`). Cheap: a run checks it before its model loads."""
+        stale = self.partial_files()
+        if stale and not (resume or overwrite):
+            raise OutputError(f"--output {self.path}: {stale[0].name} holds rows of an interrupted run; pass --resume "
+                              "to complete it or --overwrite to start again.")
+        return stale
+
+    def plan(self, keys: list[str], resume: bool, overwrite: bool, sharded: bool) -> ResumePlan:
+        """What is done and where this run's rows go, for the inputs `keys` (in input order). Every process of a
+        run calls it before any of them writes (torchrun: before the barrier that precedes the first row).
+
+        OutputError for partial files of an interrupted run without `resume` or `overwrite`, and, on `resume`, for an
+        output written by another model, with other settings or columns, or holding rows of inputs not given now.
+        """
+        stale = self.interrupted_run(resume, overwrite)
+        done, output_keys = {}, []
+        if resume:
+            done = self.resume()
+            output_keys = self.output_keys()
+            given = set(keys)
+            foreign = [key for key in done if key not in given]
+            if foreign:
+                raise OutputError(f"--output {self.path} has {len(foreign)} rows for inputs not given now (first: "
+                                  f"{foreign[0].rsplit('#', 1)[0]}); --resume needs the same INPUTs, or pass "
+                                  "--overwrite.")
+        # Rows go straight into the output while it stays a prefix of the inputs; otherwise (several writers, or a
+        # resume whose rows are not a prefix, or that retries error rows of the environment) into partial files.
+        staged = sharded or (resume and (bool(stale) or output_keys != keys[: len(output_keys)]
+                                         or len(done) != len(output_keys)))
+        return ResumePlan(done, staged, stale, resume, overwrite)
+
+    def prepare(self, plan: ResumePlan):
+        """Before the first row, on one process after every process has its plan: `--overwrite` removes the output,
+        its provenance and the partial files the plan listed (never one that this run's writers have begun)."""
+        if plan.overwrite:
+            for path in [*plan.stale, self.path, self.provenance_path]:
+                path.unlink(missing_ok=True)
+
+    def finish(self, plan: ResumePlan, keys: list[str]) -> dict[str, dict]:
+        """After every writer closed: the partial files merged into the output when the plan is staged. -> the
+        output's rows by input key."""
+        return self.merge(keys, plan.done) if plan.staged else keyed_rows(self.path)
+
+    def writer(self, plan: ResumePlan, tag) -> RowWriter:
+        """Where the rows of one writer (`tag`: its rank) go: its partial file when the plan is staged (each row
+        with its `input_key`), else the output itself (appended to on resume)."""
+        return self.partial_writer(tag) if plan.staged else self.open_writer(append=plan.resume)
 
     # -- several writers: partial files merged in input order --
     def partial_path(self, tag) -> Path:

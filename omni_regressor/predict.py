@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .arguments import OmniArgumentParser, ProcessingArguments, UsageError, default_num_workers
+from .long_videos import window_items, write_video_rows
 from .ray_engine import EngineArguments
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".avi", ".mov", ".webm", ".m4v", ".wav", ".mp3", ".m4a", ".flac")
@@ -93,9 +94,10 @@ class PredictArguments:
     num_workers: int | None = field(default=None, metadata={
         "help": "Worker processes that decode and encode clips (default: up to 4 with a GPU, one core left for the main "
         "process; on CPU only from 8 cores)."})
-    window_batches: int = field(default=4, metadata={
-        "help": "Batches' worth of clips sorted by length together (less padding); memory holds this many batches of "
-                "encoded clips, whatever the number of inputs."})
+    chunk_batches: int = field(default=4, metadata={
+        "help": "Batches' worth of clips scored together as one chunk, sorted by length (less padding); memory holds "
+                "one chunk of encoded clips, whatever the number of inputs (--window_batches: its former name).",
+        "aliases": ["--window_batches", "--window-batches"]})
     progress: bool = field(default=True, metadata={"help": "Progress bar on stderr."})
     explain: bool = field(default=False, metadata={
         "help": "Add each clip's score without each of its modalities, and the difference to the full score."})
@@ -111,8 +113,8 @@ class PredictArguments:
     def validate(self):
         if self.batch_size < 1:
             raise ValueError(f"--batch_size must be at least 1, got {self.batch_size}.")
-        if self.window_batches < 1:
-            raise ValueError(f"--window_batches must be at least 1, got {self.window_batches}.")
+        if self.chunk_batches < 1:
+            raise ValueError(f"--chunk_batches must be at least 1, got {self.chunk_batches}.")
         if self.num_workers is not None and self.num_workers < 0:
             raise ValueError(f"--num_workers must be 0 or more, got {self.num_workers}.")
         if self.output is not None and not self.output.lower().endswith(OUTPUT_SUFFIXES):
@@ -235,7 +237,7 @@ def expand_inputs(inputs: list[str], transcript: str | None) -> list[tuple[str, 
 # --- output --------------------------------------------------------------------------------------------------------
 
 # The output file itself (rows, order, resume, provenance, lock) is `omni_regressor.outputs`; these names stay here.
-from .outputs import OutputError, OutputFile, RowWriter, keyed_rows, read_rows  # noqa: E402,F401
+from .outputs import OutputError, OutputFile, ResumePlan, RowWriter, keyed_rows, read_rows  # noqa: E402,F401
 
 
 def check_output(args: PredictArguments, inputs: list[str] = ()) -> None:
@@ -281,59 +283,6 @@ def output_columns(modalities, transcribed: bool, explain: bool, windowed: bool)
     if explain:
         columns += [f"{prefix}{name}{suffix}" for name in modalities for prefix, suffix in (("score_without_", ""), ("", "_effect"))]
     return columns + (["transcript"] if transcribed else []) + (["timeline"] if windowed else []) + ["truncated"]
-
-
-# --- long videos ---------------------------------------------------------------------------------------------------
-
-
-def window_items(pairs: list[tuple[str, str | None]], window: float, hop: float | None):
-    """Each input video -> one item per window, the window's transcript from the subtitles beside it. A video that
-    cannot be windowed (unreadable, shorter than the window, subtitles that do not parse) is one error item."""
-    from pipeline_omni_regressor import video_windows
-
-    from .streaming import InputItem
-
-    items = []
-    for path, _ in pairs:
-        try:
-            _, spans, texts = video_windows(path, window, hop)  # a whole-video transcript is not every window's
-        except Exception as error:  # noqa: BLE001 - the video's error row; the others go on
-            message = str(error) if str(path) in str(error) else f"{path}: {error}"
-            items.append(InputItem(len(items), path, None, error=message))
-            continue
-        items += [InputItem(len(items) + number, path, text, start, end)
-                  for number, ((start, end), text) in enumerate(zip(spans, texts))]
-    return items
-
-
-def finish_windows(output: Path, score_range, timeline_dir: Path) -> list[dict]:
-    """The whole-video rows (duration-weighted mean of each video's windows) and one timeline PNG per video, for the
-    videos of `output` that have none yet (a resumed run that had finished adds nothing)."""
-    from pipeline_omni_regressor import ClipScore, duration_weighted_score, prediction_record
-
-    from omni_regressor.eval.plots import plot_timeline
-
-    rows = read_rows(output)
-    summarised = {row["path"] for row in rows if row.get("kind") == "video"}
-    by_video = {}
-    for row in rows:
-        if row.get("kind") != "video" and row["path"] not in summarised:
-            by_video.setdefault(row["path"], []).append(row)
-    summaries = []
-    for path, windows in by_video.items():
-        scored = [(float(row["start"]), float(row["end"]), float(row["score"])) for row in windows
-                  if row.get("score") not in (None, "") and row.get("start") not in (None, "")]
-        errors = [row["error"] for row in windows if row.get("error")]
-        score = duration_weighted_score(scored)
-        timeline = (plot_timeline(scored, timeline_dir / f"{Path(path).stem}.png", score_range, title=Path(path).name)
-                    if scored else None)
-        error = "" if scored else (errors[0] if errors else "no window could be scored")
-        record = prediction_record(ClipScore(path, score, (), error or None), score_range)
-        record.update(video_id=Path(path).parent.name, clip_id=Path(path).stem, kind="video",
-                      start=0.0 if scored else None, end=max(end for _, end, _ in scored) if scored else None,
-                      modalities=f"{len(scored)} of {len(windows)} windows", timeline=str(timeline) if timeline else "")
-        summaries.append(record)
-    return summaries
 
 
 # --- the command ---------------------------------------------------------------------------------------------------
@@ -412,156 +361,172 @@ def run(args: PredictArguments, processing_args: ProcessingArguments, inputs: li
                 output.release()
 
 
-def run_settings(args: PredictArguments, scorer, transcribed: bool) -> dict:
-    """What changes a row besides the model: the resolved processing settings and the flags that shape rows."""
-    return {**scorer.encoder.settings.to_dict(), "explain": args.explain, "transcribe": transcribed,
-            "window": args.window, "hop": args.hop}
-
-
 def run_on_this_rank(args: PredictArguments, processing_args: ProcessingArguments, inputs: list[str], dist,
                      output: OutputFile | None = None, engine=None) -> int:
-    from tqdm.auto import tqdm
-
-    from .inference import SentimentScorer
+    """This process's share of the inputs scored into the output (all of them for one process); rank 0 then merges
+    every rank's rows and sums up. -> the exit status."""
     from .model_loading import check_model_folder
-    from .outputs import model_fingerprint, provenance
-    from .streaming import InputItem, barrier, default_device, input_keys, shard, stream_scores, world
+    from .streaming import barrier, input_keys, shard, world
 
     check_model_folder(args.model)
+    rank, world_size = world()
     on_ray = engine is not None and engine.uses_ray
+    # 1. Inputs -> items: one per clip (or per window of a long video), each with a key that survives a rerun.
+    items = input_items(args, inputs, on_ray)
+    keys = input_keys(items)
+    if output is not None:
+        output.interrupted_run(args.resume, args.overwrite)  # refused before the model loads
+    # 2. The scorer (the model here, or on the scorer actors of a Ray cluster) and the columns of its rows.
+    scorer = load_scorer(args, processing_args, engine)
+    transcribed = args.transcribe and "text" in scorer.encoder.settings.modalities
+    columns = output_columns(scorer.encoder.settings.modalities, transcribed, args.explain, args.window is not None)
+    # 3. The output plan: what is done (read by every rank before any of them writes) and where the rows go.
+    if output is not None:
+        output.columns = columns
+        output.provenance = run_provenance(args, scorer, columns, transcribed, on_ray)
+    plan = plan_output(args, output, keys, dist)
+    todo = [item for item, key in zip(items, keys) if key not in plan.done]
+    if args.resume and rank == 0:
+        print(f"resuming: {len(items) - len(todo)} of {len(items)} inputs already scored.", file=sys.stderr)
+    # 4. Transcripts for this rank's clips that have none (--transcribe).
+    mine = transcribe_missing(args, scorer, shard(todo, rank, world_size), transcribed)
+    # 5. This rank's rows, scored and written in input order (with their input keys into a partial file).
+    writer = output.writer(plan, rank) if output is not None else RowWriter(None, columns, append=False)
+    input_key = dict(zip((item.index for item in items), keys)) if plan.staged else None
+    failed_now, fewer_modalities = score_and_write(args, scorer, mine, writer, input_key, transcribed, on_ray)
+    barrier(dist)  # every rank's rows are on disk
+    if rank != 0:
+        return EXIT_SOME_FAILED if failed_now else EXIT_OK
+    # 6. Rank 0: one output in input order, the counts, and with --window the whole-video rows.
+    rows = output.finish(plan, keys) if output is not None else None
+    todo_keys = [key for key in keys if key not in plan.done]
+    failed = report_counts(todo_keys, rows, failed_now, fewer_modalities, scorer.encoder.settings.modalities)
+    if args.window is not None and output is not None:
+        timeline_dir = Path(args.timeline_dir) if args.timeline_dir else None
+        write_video_rows(output.path, scorer.encoder.score_range, columns, timeline_dir)
+    return EXIT_SOME_FAILED if failed else EXIT_OK
+
+
+def input_items(args: PredictArguments, inputs: list[str], on_ray: bool) -> list:
+    """INPUT arguments -> one `InputItem` per clip, or with --window one per window of each video."""
+    from .streaming import InputItem
+
     if on_ray:  # Ray Data on a cluster (omni_regressor.ray_engine): the same items, rows and files
-        from .ray_engine import RayScorer, expand_ray_inputs
+        from .ray_engine import expand_ray_inputs
 
         pairs = expand_ray_inputs(inputs, args.transcript, expand_inputs)
     else:
         pairs = expand_inputs(inputs, args.transcript)
-    windowed = args.window is not None
-    if windowed:
-        items = window_items(pairs, args.window, args.hop)
-    else:
-        items = [InputItem(index, path, text) for index, (path, text) in enumerate(pairs)]
-    keys = input_keys(items)
-    key_of = dict(zip((item.index for item in items), keys))
+    if args.window is not None:
+        return window_items(pairs, args.window, args.hop)
+    return [InputItem(index, path, text) for index, (path, text) in enumerate(pairs)]
+
+
+def load_scorer(args: PredictArguments, processing_args: ProcessingArguments, engine):
+    """The model that scores: loaded in this process (`SentimentScorer`), or by the scorer actors of a Ray cluster
+    (`RayScorer`: the driver holds the encoder only)."""
+    if engine is not None and engine.uses_ray:
+        from .ray_engine import RayScorer
+
+        return RayScorer.from_pretrained(args.model, engine, media_cache_dir=processing_args.media_cache_dir,
+                                         processing=processing_args)
+    from .inference import SentimentScorer
+    from .streaming import default_device
+
+    return SentimentScorer.from_pretrained(
+        args.model, media_cache_dir=processing_args.media_cache_dir, device=args.device or default_device(),
+        processing=processing_args, trust_remote_code=getattr(args, "trust_remote_code", False),
+    )
+
+
+def run_provenance(args: PredictArguments, scorer, columns: list[str], transcribed: bool, on_ray: bool) -> dict:
+    """What makes the rows: the model (a fingerprint of its weights and config), the resolved processing settings
+    with the flags that shape rows, and the columns."""
+    from .outputs import model_fingerprint, provenance
+
+    commit = getattr(scorer.config if on_ray else scorer.model.config, "_commit_hash", None)
+    settings = {**scorer.encoder.settings.to_dict(), "explain": args.explain, "transcribe": transcribed,
+                "window": args.window, "hop": args.hop}
+    return provenance(args.model, model_fingerprint(args.model, commit), settings, columns)
+
+
+def plan_output(args: PredictArguments, output: OutputFile | None, keys: list[str], dist) -> ResumePlan:
+    """Every rank reads what is done before any of them writes a row (another model, other settings or rows of other
+    inputs are refused, exit 2); after the barrier, rank 0 removes what --overwrite replaces."""
+    from .streaming import barrier, world
+
     rank, world_size = world()
-    sharded = world_size > 1
-    stale = output.partial_files() if output is not None else []
-    if output is not None and stale and not (args.resume or args.overwrite):
-        raise UsageError(f"--output {output.path}: {stale[0].name} holds rows of an interrupted run; pass --resume to "
-                         "complete it or --overwrite to start again.")
-
-    overrides = {k: v for k, v in processing_args.overrides().items() if k != "modalities"}
-    if on_ray:
-        scorer = RayScorer.from_pretrained(args.model, engine, processing_args.modalities,
-                                           processing_args.media_cache_dir, overrides)
-    else:
-        scorer = SentimentScorer.from_pretrained(
-            args.model, media_cache_dir=processing_args.media_cache_dir, device=args.device or default_device(),
-            modalities=processing_args.modalities, processing=overrides,
-            trust_remote_code=getattr(args, "trust_remote_code", False),
-        )
-    transcribed = args.transcribe and "text" in scorer.encoder.settings.modalities
-    columns = output_columns(scorer.encoder.settings.modalities, transcribed, args.explain, windowed)
-
-    # What is done, read by every rank before any of them writes a row; another model or settings are refused.
-    done, output_keys = {}, []
-    if output is not None:
-        output.columns = columns
-        commit = getattr(scorer.config if on_ray else scorer.model.config, "_commit_hash", None)
-        output.provenance = provenance(args.model, model_fingerprint(args.model, commit),
-                                       run_settings(args, scorer, transcribed), columns)
-        if args.resume:
-            try:
-                done = output.resume()
-            except OutputError as refusal:
-                raise UsageError(str(refusal)) from None
-            output_keys = output.output_keys()
-            foreign = [key for key in done if key not in set(keys)]
-            if foreign:
-                raise UsageError(f"--output {output.path} has {len(foreign)} rows for inputs not given now (first: "
-                                 f"{foreign[0].rsplit('#', 1)[0]}); --resume needs the same INPUTs, or pass --overwrite.")
+    plan = output.plan(keys, args.resume, args.overwrite, sharded=world_size > 1) if output is not None else ResumePlan()
     barrier(dist)
-    if rank == 0 and args.overwrite and output is not None:
-        for path in [*stale, output.path, output.provenance_path]:  # listed before the barrier: no new file among them
-            path.unlink(missing_ok=True)
-    todo = [item for item, key in zip(items, keys) if key not in done]
-    if args.resume and rank == 0:
-        print(f"resuming: {len(items) - len(todo)} of {len(items)} inputs already scored.", file=sys.stderr)
-    # Rows go straight into the output while it stays a prefix of the inputs; otherwise (several ranks, or a resume
-    # whose rows are not a prefix, or that retries error rows of the environment) into partial files that rank 0
-    # merges in input order at the end.
-    staged = sharded or (output is not None and args.resume and (
-        bool(stale) or output_keys != keys[: len(output_keys)] or len(done) != len(output_keys)))
+    if rank == 0 and output is not None:
+        output.prepare(plan)
+    return plan
 
-    mine = shard(todo, rank, world_size)
-    if transcribed:
-        from dataclasses import replace
 
-        from .transcribe import transcribe_items
+def transcribe_missing(args: PredictArguments, scorer, items: list, transcribed: bool) -> list:
+    """--transcribe: each item without a transcript gets the one the original Thinker writes of its audio."""
+    if not transcribed:
+        if args.transcribe:
+            print("--transcribe ignored: the model does not read text.", file=sys.stderr)
+        return items
+    from .transcribe import transcribe_items
 
-        source = args.transcribe_model or scorer.model.config.base_model_name_or_path
-        if not source or source.startswith("local:"):  # an export names a local base by a placeholder, not its path
-            raise UsageError("--transcribe needs --transcribe_model PATH: the model config names no base checkpoint "
-                             f"on the Hub ({source or 'none'}).")
-        missing = [item for item in mine if not (item.transcript or "").strip() and item.error is None]
-        texts = transcribe_items(source, scorer.encoder, missing, args.transcribe_quantization, progress=args.progress)
-        replaced = {item.index: replace(item, transcript=text) for item, text in zip(missing, texts)}
-        mine = [replaced.get(item.index, item) for item in mine]
-    elif args.transcribe:
-        print("--transcribe ignored: the model does not read text.", file=sys.stderr)
+    source = args.transcribe_model or scorer.model.config.base_model_name_or_path
+    if not source or source.startswith("local:"):  # an export names a local base by a placeholder, not its path
+        raise UsageError("--transcribe needs --transcribe_model PATH: the model config names no base checkpoint "
+                         f"on the Hub ({source or 'none'}).")
+    missing = [item for item in items if not (item.transcript or "").strip() and item.error is None]
+    texts = transcribe_items(source, scorer.encoder, missing, args.transcribe_quantization, progress=args.progress)
+    replaced = {item.index: replace(item, transcript=text) for item, text in zip(missing, texts)}
+    return [replaced.get(item.index, item) for item in items]
 
-    if output is None:
-        writer = RowWriter(None, columns, append=False)
-    elif staged:
-        writer = output.partial_writer(rank)
-    else:
-        writer = output.open_writer(append=args.resume)
-    failed_now, fewer_modalities = 0, FewerModalities()
+
+def score_and_write(args: PredictArguments, scorer, items: list, writer: RowWriter, input_key: dict | None,
+                    transcribed: bool, on_ray: bool) -> tuple[int, FewerModalities]:
+    """Scores `items` and writes each row as soon as it and every item before it are done (with `input_key`, rows of
+    a partial file, each row also carries its input's key); each failure is named on stderr.
+    -> (rows with an error, the clips scored on fewer modalities)."""
+    from tqdm.auto import tqdm
+
+    from .streaming import stream_scores, world
+
+    rank, world_size = world()
+    failed, fewer_modalities = 0, FewerModalities()
     num_workers = default_num_workers() if args.num_workers is None else args.num_workers
-    bar = tqdm(total=len(mine), desc=f"scoring{f' (rank {rank})' if sharded else ''}", unit="clip",
+    bar = tqdm(total=len(items), desc=f"scoring{f' (rank {rank})' if world_size > 1 else ''}", unit="clip",
                disable=not args.progress)
     try:
-        scores = (scorer.stream(mine, args.batch_size, args.window_batches, explain=args.explain) if on_ray else
-                  stream_scores(scorer.model, scorer.encoder, mine, args.batch_size, num_workers, args.window_batches,
+        scores = (scorer.stream(items, args.batch_size, args.chunk_batches, explain=args.explain) if on_ray else
+                  stream_scores(scorer.model, scorer.encoder, items, args.batch_size, num_workers, args.chunk_batches,
                                 device=scorer.device, explain=args.explain))
         for item, result in scores:
-            record = record_for(item, result, scorer.encoder.score_range, transcribed, windowed)
-            if staged:
-                record["input_key"] = key_of[item.index]
+            record = record_for(item, result, scorer.encoder.score_range, transcribed, args.window is not None)
+            if input_key is not None:
+                record["input_key"] = input_key[item.index]
             writer.write(record)
             fewer_modalities.add(result)
             if record["error"]:
-                failed_now += 1
+                failed += 1
                 message = record["error"] if result.path in record["error"] else f"{result.path}: {record['error']}"
                 print(f"error: {message}", file=sys.stderr)
             bar.update(1)
     finally:
         bar.close()
         writer.close()
+    return failed, fewer_modalities
 
-    barrier(dist)  # every rank's rows are on disk
-    if rank != 0:
-        return EXIT_SOME_FAILED if failed_now else EXIT_OK
-    if staged:
-        rows = output.merge(keys, done)
-    else:
-        rows = keyed_rows(output.path) if output is not None else {}
+
+def report_counts(todo_keys, rows: dict[str, dict] | None, failed_now: int, fewer_modalities: FewerModalities,
+                  modalities) -> int:
+    """The run's counts on stderr (`rows`: the output's rows by input key; None for CSV on stdout).
+    -> the number of rows with an error (in the whole output when there is one)."""
     if rows:
-        todo_keys = {key_of[item.index] for item in todo}
-        failed_now = sum(bool(rows[key].get("error")) for key in todo_keys)
-    print(f"{len(todo) - failed_now} of {len(todo)} clips scored now, {failed_now} failed; "
-          f"{len(rows) if output is not None else len(todo)} rows in the output.", file=sys.stderr)
+        failed_now = sum(bool(rows[key].get("error")) for key in set(todo_keys))
+    print(f"{len(todo_keys) - failed_now} of {len(todo_keys)} clips scored now, {failed_now} failed; "
+          f"{len(todo_keys) if rows is None else len(rows)} rows in the output.", file=sys.stderr)
     if fewer_modalities.clips:
-        print(fewer_modalities.summary(scorer.encoder.settings.modalities), file=sys.stderr)
-    failed = sum(bool(row.get("error")) for row in rows.values()) if rows else failed_now
-    if windowed and output is not None:
-        timeline_dir = Path(args.timeline_dir) if args.timeline_dir else output.path.with_name(f"{output.path.stem}_timelines")
-        summaries = finish_windows(output.path, scorer.encoder.score_range, timeline_dir)
-        writer = RowWriter(output.path, columns, append=True)
-        for summary in summaries:
-            writer.write(summary)
-        writer.close()
-        print(f"{len(summaries)} whole-video rows; timelines in {timeline_dir}", file=sys.stderr)
-    return EXIT_SOME_FAILED if failed else EXIT_OK
+        print(fewer_modalities.summary(modalities), file=sys.stderr)
+    return sum(bool(row.get("error")) for row in rows.values()) if rows else failed_now
 
 
 def main(argv=None) -> int:

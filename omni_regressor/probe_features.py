@@ -148,7 +148,7 @@ def compute_features(model_name_or_path, records, processor, settings: Processin
     try:
         for item, result in stream_scores(
             model, encoder, items, batch_size, num_workers, allow_missing_modalities=False, device=device,
-            score_window=lambda clips: score_in_length_order(
+            score_chunk=lambda clips: score_in_length_order(
                 model, encoder, clips, batch_size, device, score_batch=lambda *a: _probe_batch(*a, taps)),
         ):
             if result.error is not None:

@@ -6,8 +6,8 @@
 
 The inputs (the driver's list of `InputItem`s) become a Ray Dataset of small blocks; CPU tasks (`--decode_cpus` each)
 decode and encode each clip with the same `prepare_clip` and `ClipEncoder` settings as the local engine; an actor
-pool (`--num_scorers` actors, `--scorer_gpus` each, the model loaded once per actor) scores windows of
-`batch_size * window_batches` prepared clips in batches of one modality set sorted by length
+pool (`--num_scorers` actors, `--scorer_gpus` each, the model loaded once per actor) scores chunks of
+`batch_size * chunk_batches` prepared clips in batches of one modality set sorted by length
 (`score_in_length_order`, as the local engine). The driver receives only the small results, puts them back in input
 order and yields `(item, ClipScore)` like `streaming.stream_scores`: `predict` writes the rows with its own writer.
 
@@ -185,7 +185,7 @@ def prepare_batch(batch: dict, encoder, allow_missing_modalities: bool, modaliti
 
 
 class ScoreClips:
-    """Ray Data actor: loads the regressor once, then scores windows of prepared clips (batches of one modality set,
+    """Ray Data actor: loads the regressor once, then scores chunks of prepared clips (batches of one modality set,
     sorted by length); clips that could not be prepared pass through as their error."""
 
     def __init__(self, model_dir, modalities, media_cache_dir, processing, batch_size: int, use_gpu: bool):
@@ -269,11 +269,15 @@ class RayScorer:
             return self.engine.scorer_gpus
         return 1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
 
-    def dataset(self, items, batch_size: int, window_batches: int, allow_missing_modalities=True, explain=False):
-        """The lazy Ray Dataset of results: rows `position` (in `items`) and `result` (a pickled `ClipScore`)."""
+    def dataset(self, items, batch_size: int, chunk_batches: int = 4, allow_missing_modalities=True, explain=False, *,
+                window_batches: int | None = None):
+        """The lazy Ray Dataset of results: rows `position` (in `items`) and `result` (a pickled `ClipScore`).
+        `window_batches` is the former name of `chunk_batches`."""
         import logging
 
         import ray
+
+        chunk_batches = chunk_batches if window_batches is None else window_batches
 
         # predict draws its own progress bar; Ray Data's bars and periodic status lines would repeat it on stderr
         ray.data.DataContext.get_current().enable_progress_bars = False
@@ -282,13 +286,13 @@ class RayScorer:
         # Small blocks (one scoring batch each): decoding spreads over the cluster and streams, block by block.
         blocks = max(1, min(len(rows), math.ceil(len(rows) / batch_size)))
         gpus = self.scorer_gpus()
-        window = max(1, batch_size * window_batches)
+        chunk = max(1, batch_size * chunk_batches)
         return (
             ray.data.from_items(rows, override_num_blocks=blocks)
             .map_batches(prepare_batch, batch_size=1, num_cpus=self.engine.decode_cpus,
                          fn_kwargs={"encoder": self.encoder, "allow_missing_modalities": allow_missing_modalities,
                                     "modalities": None, "explain": explain})
-            .map_batches(ScoreClips, batch_size=window, compute=ray.data.ActorPoolStrategy(size=self.engine.num_scorers),
+            .map_batches(ScoreClips, batch_size=chunk, compute=ray.data.ActorPoolStrategy(size=self.engine.num_scorers),
                          num_gpus=gpus,
                          # a CPU scorer reserves no CPU slot: decode tasks always get one (else 2 scorers on a
                          # 2-core cluster would hold every slot and wait forever for decoded clips)
@@ -298,11 +302,14 @@ class RayScorer:
                                                 "batch_size": batch_size, "use_gpu": gpus > 0})
         )
 
-    def stream(self, items, batch_size: int = 8, window_batches: int = 4, allow_missing_modalities=True, explain=False):
-        """Yields `(item, ClipScore)` in the order of `items`, each input exactly once (see `streaming.stream_scores`)."""
+    def stream(self, items, batch_size: int = 8, chunk_batches: int = 4, allow_missing_modalities=True, explain=False,
+               *, window_batches: int | None = None):
+        """Yields `(item, ClipScore)` in the order of `items`, each input exactly once (see `streaming.stream_scores`).
+        `window_batches` is the former name of `chunk_batches`."""
+        chunk_batches = chunk_batches if window_batches is None else window_batches
         if not items:
             return
-        results = self.dataset(items, batch_size, window_batches, allow_missing_modalities, explain)
+        results = self.dataset(items, batch_size, chunk_batches, allow_missing_modalities, explain)
         finished, next_position = {}, 0
         for batch in results.iter_batches(batch_size=None, batch_format="numpy"):
             for position, blob in zip(batch["position"], batch["result"]):

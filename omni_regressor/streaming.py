@@ -1,7 +1,7 @@
 """Streaming inference: inputs flow read -> decode -> encode (DataLoader workers) -> batch -> model -> output file.
 
-Memory is bounded by one window of encoded clips (`window_batches * batch_size`) plus the workers' prefetch
-(`2 * num_workers` clips), whatever the number of inputs. Within a window, clips are grouped by modality set and
+Memory is bounded by one chunk of encoded clips (`chunk_batches * batch_size`) plus the workers' prefetch
+(`2 * num_workers` clips), whatever the number of inputs. Within a chunk, clips are grouped by modality set and
 sorted by length (low padding); results are released in input order, so an output file grows as a prefix of the
 inputs and a killed run keeps every finished row.
 
@@ -21,7 +21,8 @@ import torch
 
 from pipeline_omni_regressor import ClipScore, PreparedClip, prepare_clip, score_in_length_order
 
-DEFAULT_WINDOW_BATCHES = 4
+DEFAULT_CHUNK_BATCHES = 4
+DEFAULT_WINDOW_BATCHES = DEFAULT_CHUNK_BATCHES  # the former name
 # Ranks wait for the slowest one at the end of a pass; on a large corpus that can take hours, not the default 30 min.
 DISTRIBUTED_TIMEOUT = timedelta(hours=12)
 
@@ -75,15 +76,20 @@ def _as_prepared(prepared: PreparedClip) -> PreparedClip:
 
 
 def stream_scores(model, encoder, items: list[InputItem], batch_size: int = 8, num_workers: int = 0,
-                  window_batches: int = DEFAULT_WINDOW_BATCHES, allow_missing_modalities: bool = True,
-                  modalities=None, device=None, score_window=None, explain: bool = False):
-    """Yields `(item, ClipScore)` in the order of `items`, scoring `window_batches * batch_size` clips at a time.
+                  chunk_batches: int = DEFAULT_CHUNK_BATCHES, allow_missing_modalities: bool = True,
+                  modalities=None, device=None, score_chunk=None, explain: bool = False, *,
+                  window_batches: int | None = None, score_window=None):
+    """Yields `(item, ClipScore)` in the order of `items`, scoring a chunk of `chunk_batches * batch_size` clips at a
+    time.
 
-    `score_window(prepared_clips) -> list[ClipScore]` replaces the default scoring (batches of one modality set,
-    sorted by length); it receives the clips of one window that could be prepared. `explain` adds the leave-one-out
-    scores of every clip (one more forward per modality, batched the same way).
+    `score_chunk(prepared_clips) -> list[ClipScore]` replaces the default scoring (batches of one modality set,
+    sorted by length); it receives the clips of one chunk that could be prepared. `explain` adds the leave-one-out
+    scores of every clip (one more forward per modality, batched the same way). `window_batches` and `score_window`
+    are the former names of `chunk_batches` and `score_chunk`.
     """
-    score_window = score_window or (lambda clips: score_in_length_order(model, encoder, clips, batch_size, device))
+    chunk_batches = chunk_batches if window_batches is None else window_batches
+    score_chunk = score_chunk or score_window or (
+        lambda clips: score_in_length_order(model, encoder, clips, batch_size, device))
     loader = torch.utils.data.DataLoader(
         _Preparation(encoder, items, allow_missing_modalities, modalities, explain),
         batch_size=None,
@@ -91,24 +97,24 @@ def stream_scores(model, encoder, items: list[InputItem], batch_size: int = 8, n
         prefetch_factor=2 if num_workers else None,
         collate_fn=_as_prepared,
     )
-    window_size = max(1, window_batches * batch_size)
+    chunk_size = max(1, chunk_batches * batch_size)
     finished: dict[int, ClipScore] = {}
-    window: list[PreparedClip] = []
+    chunk: list[PreparedClip] = []
     next_position = 0
     for prepared in loader:
         if prepared.error is not None:
             finished[prepared.index] = ClipScore(prepared.path, None, prepared.modalities, prepared.error)
         else:
-            window.append(prepared)
-        if len(window) >= window_size:
-            for clip, result in zip(window, score_window(window)):
+            chunk.append(prepared)
+        if len(chunk) >= chunk_size:
+            for clip, result in zip(chunk, score_chunk(chunk)):
                 finished[clip.index] = result
-            window = []
+            chunk = []
         while next_position in finished:
             yield items[next_position], finished.pop(next_position)
             next_position += 1
-    if window:
-        for clip, result in zip(window, score_window(window)):
+    if chunk:
+        for clip, result in zip(chunk, score_chunk(chunk)):
             finished[clip.index] = result
     while next_position in finished:
         yield items[next_position], finished.pop(next_position)

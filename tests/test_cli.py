@@ -32,7 +32,7 @@ PUBLISHED_INTERFACES = [
     "evaluate --model M --dataset_dir D --split test --output_dir O --explain --batch_size 8 --num_workers 0 "
     "--skip_bad_clips --metrics_dataset mosi --overwrite",
     "predict --model M --output O --transcript T --transcribe --resume --overwrite --explain --window 10 --hop 5 "
-    "--timeline_dir T --batch_size 8 --num_workers 0 --device cpu",
+    "--timeline_dir T --batch_size 8 --num_workers 0 --device cpu --window_batches 4 --chunk_batches 4",
     "inspect-inputs --model M",
     "check-data --dataset_format mmsa",
     "zero-shot --model_name_or_path M --dataset_dir D --output_dir O --split test",
@@ -67,10 +67,11 @@ def run_cli(argv) -> int:
 
 
 def command_flags(command: str, capsys) -> set[str]:
-    """The flags `command --help` lists (each also accepted with dashes)."""
+    """The flags `command --help` lists (each also accepted with dashes), a flag's former names beside it."""
     assert run_cli([command, "--help"]) == 0, command
     help_text = capsys.readouterr().out
-    return {match.group(1) for match in re.finditer(r"^\s+(--[A-Za-z0-9_]+)", help_text, re.MULTILINE)}
+    return {flag for line in re.findall(r"^\s+--.*$", help_text, re.MULTILINE)
+            for flag in re.findall(r"(?:^\s+|, )(--[A-Za-z0-9_]+)", line)}
 
 
 def interfaces_in_readme() -> list[str]:
@@ -108,6 +109,18 @@ def test_dashed_and_underscored_flags_give_the_same_result(capsys):
         assert run_cli(["params", "--arch", "7b", spelling, "paper"]) == 0
         outputs.append(json.loads(capsys.readouterr().out))
     assert outputs[0] == outputs[1] and outputs[0]
+
+
+def test_the_former_window_batches_flag_sets_chunk_batches_in_every_spelling(capsys):
+    from omni_regressor.predict import parse_arguments
+
+    values = {spelling: parse_arguments(["--model", "M", spelling, "3", "clip.mp4"])[0].chunk_batches
+              for spelling in ("--chunk_batches", "--chunk-batches", "--window_batches", "--window-batches")}
+    assert set(values.values()) == {3} and parse_arguments(["--model", "M", "clip.mp4"])[0].chunk_batches == 4
+    assert run_cli(["predict", "--model", "M", "--window_batches", "0", "clip.mp4"]) == 2
+    assert "--chunk_batches must be at least 1, got 0." in capsys.readouterr().err
+    assert run_cli(["predict", "--help"]) == 0
+    assert re.search(r"^\s+--chunk_batches CHUNK_BATCHES, --window_batches", capsys.readouterr().out, re.MULTILINE)
 
 
 def test_train_help_has_a_heading_per_argument_group_and_the_common_flags_first(capsys):

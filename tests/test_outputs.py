@@ -225,7 +225,7 @@ def test_ctrl_c_exits_130_keeping_the_rows_written(trained_export, clips, tmp_pa
 
     monkeypatch.setattr(streaming, "stream_scores", interrupted_after_one)
     output = tmp_path / "scores.csv"
-    assert predict(trained_export, clips, "--output", output, "--batch_size", "1", "--window_batches", "1") == 130
+    assert predict(trained_export, clips, "--output", output, "--batch_size", "1", "--chunk_batches", "1") == 130
     assert "interrupted; the rows written so far are kept" in capsys.readouterr().err
     assert len(read_rows(output)) == 1
 
@@ -344,3 +344,54 @@ def test_an_output_that_is_a_file_or_read_only_is_refused_before_any_model_loads
     assert status == 2
     one_error_line(err, message.format(a_file=a_file))
     assert digests(tmp_path) == untouched
+
+
+KEYS = ["a.mp4#0", "b.mp4#0", "c.mp4#0"]
+
+
+def output_with_rows(tmp_path, *rows) -> OutputFile:
+    """An output of the inputs KEYS holding `rows` ((path, error) pairs), as a run of model "model" writes it."""
+    from omni_regressor.outputs import provenance
+
+    columns = ["path", "score", "error"]
+    output = OutputFile(tmp_path / "scores.csv", columns, provenance("model", "sha256:0", {"fps": 2.0}, columns))
+    writer = output.open_writer(append=False)
+    for path, error in rows:
+        writer.write({"path": path, "score": None if error else 0.5, "error": error})
+    writer.close()
+    return output
+
+
+def test_resumed_rows_go_straight_into_the_output_only_while_it_stays_a_prefix_of_the_inputs(tmp_path):
+    def plan(*rows, resume=True, sharded=False):
+        return output_with_rows(tmp_path, *rows).plan(KEYS, resume=resume, overwrite=False, sharded=sharded)
+
+    assert not plan(resume=False).staged and plan(resume=False, sharded=True).staged  # several writers: partial files
+    prefix = plan(("a.mp4", ""))
+    assert list(prefix.done) == ["a.mp4#0"] and not prefix.staged
+    gap = plan(("b.mp4", ""))
+    assert list(gap.done) == ["b.mp4#0"] and gap.staged  # `a` would come after `b`: partial files, merged in order
+    retried = plan(("a.mp4", "OSError: [Errno 28] No space left on device"), ("b.mp4", ""))
+    assert list(retried.done) == ["b.mp4#0"] and retried.staged  # the machine's error row is scored again
+
+
+def test_the_plan_refuses_rows_of_other_inputs_and_an_interrupted_run_without_resume_or_overwrite(tmp_path):
+    from omni_regressor.outputs import OutputError
+
+    output = output_with_rows(tmp_path, ("b.mp4", ""))
+    with pytest.raises(OutputError, match=r"has 1 rows for inputs not given now \(first: b.mp4\)"):
+        output.plan(KEYS[:1], resume=True, overwrite=False, sharded=False)
+    output.partial_path(1).write_text("")
+    with pytest.raises(OutputError, match="holds rows of an interrupted run; pass --resume to complete it or --overwrite"):
+        output.plan(KEYS, resume=False, overwrite=False, sharded=False)
+    assert output.plan(KEYS, resume=True, overwrite=False, sharded=False).staged  # its rows are merged in order
+
+
+def test_overwrite_removes_the_old_files_but_not_a_partial_file_begun_after_the_plan(tmp_path):
+    output = output_with_rows(tmp_path, ("a.mp4", ""))
+    output.partial_path(1).write_text("")  # left by an interrupted run
+    plan = output.plan(KEYS, resume=False, overwrite=True, sharded=True)
+    begun = output.partial_writer(0)  # a rank that passed the barrier first
+    begun.close()
+    output.prepare(plan)
+    assert output.partial_files() == [begun.output] and not output.exists() and not output.provenance_path.exists()

@@ -110,7 +110,7 @@ def test_a_scorer_actor_killed_mid_run_is_restarted_and_every_row_is_written(
     registry = ray.remote(ScorerRegistry).options(name=SCORER_REGISTRY).remote()
     statuses = []
     run = threading.Thread(target=lambda: statuses.append(predict(
-        trained_export, "--engine", "ray", "--batch_size", "1", "--window_batches", "1", inputs, "--output", output)))
+        trained_export, "--engine", "ray", "--batch_size", "1", "--chunk_batches", "1", inputs, "--output", output)))
     try:
         run.start()
         deadline = time.monotonic() + 240
@@ -188,3 +188,35 @@ def test_a_decode_task_copies_remote_media_and_names_the_uri_in_rows_and_errors(
     for name, value in reference.encoded.items():
         assert torch.equal(remote.encoded[name], value) if isinstance(value, torch.Tensor) else remote.encoded[name] == value
     assert missing.encoded is None and missing.error.startswith("bucket://clips/missing.mp4: FileNotFoundError")
+
+
+def test_ray_stream_keeps_its_argument_order_and_takes_window_batches_as_the_former_name(monkeypatch):
+    """`stream(items, batch_size, chunk_batches, ...)` hands the chunk size to the Ray Dataset whichever way it is
+    named (no cluster needed: the dataset is replaced by its results)."""
+    import pickle
+
+    from omni_regressor.ray_engine import RayScorer
+    from omni_regressor.streaming import InputItem
+    from pipeline_omni_regressor import ClipScore
+
+    asked = []
+
+    class Results:
+        def __init__(self, items):
+            self.items = items
+
+        def iter_batches(self, **_):  # in reverse: the driver puts them back in input order
+            results = [pickle.dumps(ClipScore(item.path, 0.0, ())) for item in self.items[::-1]]
+            yield {"position": [1, 0], "result": results}
+
+    def dataset(self, items, batch_size, chunk_batches, allow_missing_modalities=True, explain=False):
+        asked.append((batch_size, chunk_batches))
+        return Results(items)
+
+    monkeypatch.setattr(RayScorer, "dataset", dataset)
+    scorer = RayScorer(None, None, None, None, None, None)
+    items = [InputItem(0, "a.mp4"), InputItem(1, "b.mp4")]
+    for rows in (scorer.stream(items, 2, 3), scorer.stream(items, batch_size=2, chunk_batches=3),
+                 scorer.stream(items, 2, window_batches=3)):
+        assert [(item.path, result.path) for item, result in rows] == [("a.mp4", "a.mp4"), ("b.mp4", "b.mp4")]
+    assert asked == [(2, 3)] * 3

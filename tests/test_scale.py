@@ -71,8 +71,8 @@ def clip_folder(tmp_path_factory) -> Path:
 
 
 def scoring_flags(*extra) -> list[str]:
-    """One clip per batch and per window: rows appear one by one, so a run can be stopped between them."""
-    return ["--batch_size", "1", "--window_batches", "1", *OFFICIAL_PIXEL_FLAGS, *extra]
+    """One clip per batch and per chunk: rows appear one by one, so a run can be stopped between them."""
+    return ["--batch_size", "1", "--chunk_batches", "1", *OFFICIAL_PIXEL_FLAGS, *extra]
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +88,7 @@ def reference(trained_export, clip_folder, tmp_path_factory) -> list[dict]:
 def test_predict_peak_memory_does_not_grow_with_the_number_of_clips(trained_export, tmp_path):
     """8 vs 40 clips: the peak RSS of predict (largest of its processes) grows by less than one batch of decoded media.
 
-    Memory holds one window of encoded clips (batch 4 x window 1) plus the worker's prefetch (2): 6 clips, fewer than
+    Memory holds one chunk of encoded clips (batch 4 x chunk 1) plus the worker's prefetch (2): 6 clips, fewer than
     8, so both runs reach the same steady state. Holding every clip instead would add 32 encoded clips (~11 MB each).
     """
     many = write_clip_folder(tmp_path / "many", 40, distinct=4)
@@ -100,7 +100,7 @@ def test_predict_peak_memory_does_not_grow_with_the_number_of_clips(trained_expo
     for name in ("few", "many"):
         status, peaks[name] = peak_rss_bytes(predict_command(
             trained_export, tmp_path / name, "--output", tmp_path / f"{name}.jsonl", "--num_workers", "1",
-            "--batch_size", batch_size, "--window_batches", "1", "--media_cache_dir", tmp_path / f"cache-{name}",
+            "--batch_size", batch_size, "--chunk_batches", "1", "--media_cache_dir", tmp_path / f"cache-{name}",
             *OFFICIAL_PIXEL_FLAGS), cwd=REPO_ROOT, timeout=300)
         assert status == 0
     assert [len(read_jsonl(tmp_path / f"{name}.jsonl")) for name in ("few", "many")] == [8, 40]
@@ -257,6 +257,34 @@ def test_input_workers_decoding_the_same_clip_leave_one_whole_cache_entry(traine
     assert len({result.score for result in results[:6]}) == 1 and len({result.score for result in results[6:]}) == 1
     assert len(list((tmp_path / "cache").glob("*.safetensors"))) == 2
     assert not list((tmp_path / "cache").glob(".*.tmp"))
+
+
+def test_chunks_hold_chunk_batches_times_batch_size_clips_and_the_former_keywords_work(
+        tiny_regressor_dir, demo_dataset_dir, tmp_path):
+    from omni_regressor.inference import SentimentScorer
+    from omni_regressor.streaming import InputItem, stream_scores
+    from pipeline_omni_regressor import ClipScore
+
+    scorer = SentimentScorer.from_pretrained(tiny_regressor_dir, media_cache_dir=tmp_path / "cache", device="cpu")
+    encoder = scorer.encoder
+    paths = sorted((demo_dataset_dir / "Raw").rglob("*.mp4"))[:5]
+    items = [InputItem(index, str(path)) for index, path in enumerate(paths)]
+    sizes = []
+
+    def score_by_position(clips):  # a score that says which clip it is: the rows must come back in input order
+        sizes.append(len(clips))
+        return [ClipScore(clip.path, float(clip.index), clip.modalities) for clip in clips]
+
+    def chunks_seen(*positional, **keywords) -> list[int]:
+        sizes.clear()
+        results = list(stream_scores(None, encoder, items, *positional, **keywords))
+        assert [result.score for _, result in results] == [0.0, 1.0, 2.0, 3.0, 4.0]
+        return list(sizes)
+
+    assert chunks_seen(batch_size=2, chunk_batches=2, score_chunk=score_by_position) == [4, 1]
+    assert chunks_seen(batch_size=2, window_batches=2, score_window=score_by_position) == [4, 1]  # the former names
+    # positions unchanged: batch_size, num_workers, chunk_batches, allow_missing_modalities, modalities, device, scorer
+    assert chunks_seen(2, 0, 1, True, None, None, score_by_position) == [2, 2, 1]
 
 
 def test_training_reports_time_per_stage_with_the_dataloader_workers_asked_for(tiny_backbone_dir, demo_dataset_dir,

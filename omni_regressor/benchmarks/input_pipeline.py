@@ -21,7 +21,7 @@ def stream_without_model(encoder, paths, num_workers: int) -> None:
 
     items = [InputItem(index, str(path)) for index, path in enumerate(paths)]
     no_model = lambda clips: [ClipScore(clip.path, None, clip.modalities) for clip in clips]  # noqa: E731
-    for _, result in stream_scores(None, encoder, items, batch_size=8, num_workers=num_workers, score_window=no_model):
+    for _, result in stream_scores(None, encoder, items, batch_size=8, num_workers=num_workers, score_chunk=no_model):
         assert result.error is None, result.error
 
 

@@ -101,7 +101,7 @@ def evaluate_generative(model, encoder: ClipEncoder, rows, metrics_dataset="mosi
                         max_new_tokens=DEFAULT_MAX_NEW_TOKENS, fallback=0.0, num_workers: int = 0) -> TestResult:
     """Generates an answer per clip, parses it and scores it with the MMSA metrics.
 
-    Clips stream through the same pipeline as prediction (decode + encode in `num_workers` worker processes, windows
+    Clips stream through the same pipeline as prediction (decode + encode in `num_workers` worker processes, chunks
     batched by modality set and length), so memory does not grow with the number of rows. The metrics also carry
     `unparsable_rate`, `truncated_rate`, `out_of_range_rate`, `fallback` (the score given to failed answers) and
     `ms_per_clip`, so that a table shows how often the readout failed, not only how well it did.
@@ -114,26 +114,26 @@ def evaluate_generative(model, encoder: ClipEncoder, rows, metrics_dataset="mosi
     rows = list(rows)
     timer = BatchTimer()
 
-    def generate_window(clips):
+    def generate_chunk(clips):
         ordered = sorted(range(len(clips)), key=lambda position: (clips[position].modalities, clips[position].length))
         results = [None] * len(clips)
         for start in range(0, len(ordered), batch_size):
-            chunk = ordered[start : start + batch_size]
+            batch = ordered[start : start + batch_size]
             groups = {}
-            for position in chunk:  # one generate call per modality set within the batch
+            for position in batch:  # one generate call per modality set within the batch
                 groups.setdefault(clips[position].modalities, []).append(position)
             for positions in groups.values():
                 answers, truncated = generate_from_encoded(model, encoder, [clips[p].encoded for p in positions], max_new_tokens)
                 for position, answer, cut in zip(positions, answers, truncated):
                     clip = clips[position]
                     results[position] = ClipScore(clip.path, None, clip.modalities, extras={"answer": answer, "truncated": cut})
-            timer.batch_done(len(chunk))
+            timer.batch_done(len(batch))
         return results
 
     items = [InputItem(index, row["media_path"], row["text"]) for index, row in enumerate(rows)]
     answers, truncated = [], []
     for item, result in stream_scores(model, encoder, items, batch_size, num_workers, allow_missing_modalities=False,
-                                      score_window=generate_window):
+                                      score_chunk=generate_chunk):
         if result.error is not None:  # the data check vouched for every clip; one that still fails is named
             raise ValueError(f"{item.path}: {result.error}")
         answers.append(result.extras["answer"])
