@@ -15,7 +15,6 @@ import csv
 import errno
 import io
 from collections import Counter
-import json
 import os
 import sys
 from dataclasses import dataclass, field, replace
