@@ -111,49 +111,6 @@ def test_real_tokenizer_zero_shot_and_generative_fine_tuning_run(real_tokenizer_
     assert (tmp_path / "gen" / "model" / "processing_settings.json").is_file()
 
 
-# --- generative answers decoded to their end ------------------------------------------------------------------------
-
-
-class ForceAnswer(LogitsProcessor):
-    """Makes greedy decoding write exactly `token_ids` (then nothing it is not told): a fixed answer on a random model."""
-
-    def __init__(self, token_ids: list[int], prompt_length: int):
-        self.token_ids, self.prompt_length = token_ids, prompt_length
-
-    def __call__(self, input_ids, scores):
-        step = input_ids.shape[1] - self.prompt_length
-        forced = torch.full_like(scores, -math.inf)
-        forced[:, self.token_ids[min(step, len(self.token_ids) - 1)]] = 0.0
-        return forced
-
-
-@pytest.mark.parametrize(
-    "answer, value", [("-1.5", -1.5), ("The sentiment is \u22122.4.", -2.4), ("**2.0**", 2.0), ("The sentiment of this clip is -1.5.", -1.5)]
-)
-def test_generative_answers_survive_the_generation_limit_and_parse_right(real_tokenizer_backbone_dir, answer, value):
-    from transformers import Qwen2_5OmniThinkerForConditionalGeneration
-
-    from omni_regressor.recipes.generative import DEFAULT_MAX_NEW_TOKENS, generate_answers
-
-    processor = AutoProcessor.from_pretrained(real_tokenizer_backbone_dir)
-    thinker = Qwen2_5OmniThinkerForConditionalGeneration.from_pretrained(real_tokenizer_backbone_dir).eval()
-    encoder = ClipEncoder(processor, ProcessingSettings(modalities=("text",)))
-    tokenizer = processor.tokenizer
-    answer_ids = tokenizer(answer, add_special_tokens=False).input_ids + [tokenizer.eos_token_id]
-    prompt_length = encoder.encode("it was fine", None)["input_ids"].shape[1]
-    force = LogitsProcessorList([ForceAnswer(answer_ids, prompt_length)])
-
-    answers, truncated = generate_answers(thinker, encoder, ["it was fine"], [None], logits_processor=force)
-    assert len(answer_ids) <= DEFAULT_MAX_NEW_TOKENS and answers == [answer] and truncated == [False]
-    assert parse_scores(answers, truncated=truncated)["scores"] == [value]
-
-    # Cut before its end-of-turn token, the same answer counts as truncated, not as a (silently wrong) number.
-    cut = len(answer_ids) - 2
-    answers, truncated = generate_answers(thinker, encoder, ["it was fine"], [None], max_new_tokens=cut, logits_processor=force)
-    parsed = parse_scores(answers, truncated=truncated)
-    assert truncated == [True] and parsed["truncated_rate"] == 1.0 and parsed["unparsable_rate"] == 0.0
-
-
 # --- official preprocessing ------------------------------------------------------------------------------------------
 
 
