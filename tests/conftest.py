@@ -200,6 +200,33 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+
+SAMPLE_RATE = 16000
+
+
+def speech_like_tone(seconds: float):
+    import numpy as np
+
+    time = np.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE
+    return (0.2 * np.sin(2 * np.pi * 220 * time) * (1 + np.sin(2 * np.pi * 3 * time)) / 2).astype(np.float32)
+
+
+def write_test_clip(path, width: int, height: int, seconds: float, fps: float = 25.0):
+    import numpy as np
+
+    from omni_regressor.media import write_clip
+
+    frames = np.zeros((int(seconds * fps), height, width, 3), dtype=np.uint8)
+    frames[:, : height // 2] = 140
+    frames[:, :, : width // 3] = 60
+    return write_clip(path, frames, fps, speech_like_tone(seconds), SAMPLE_RATE)
+
+
+@pytest.fixture(scope="session")
+def clip_360p_8s(tmp_path_factory):
+    """8 s of 640x360 at 25 fps with a speech-like tone: the official sizing's 364x644 frames."""
+    return write_test_clip(tmp_path_factory.mktemp("clip-360p") / "clip_360p_8s.mp4", 640, 360, 8.0)
+
 # --- exported folders away from this package: a fresh process that cannot import it, an environment holding only
 # what a requirements file installs (test_hub_folder.py, test_export.py, test_space.py) ---------------------------------
 
@@ -218,6 +245,16 @@ BLOCK_PACKAGE = textwrap.dedent(
     sys.path = [p for p in sys.path if p not in ("", ".")]
     """
 )
+
+
+def run_fresh(script: str, *args, cwd) -> str:
+    """`python -c script args` in a process that cannot import this package (as on a user's machine) -> its last line."""
+    result = subprocess.run(
+        [sys.executable, "-c", BLOCK_PACKAGE + script, *map(str, args)], capture_output=True, text=True, cwd=cwd,
+        env={**os.environ, "PYTHONPATH": "", "HF_HUB_OFFLINE": "1"}, stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    return result.stdout.strip().splitlines()[-1]
 
 
 def requirement_closure(lines) -> set[str]:

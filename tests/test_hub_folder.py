@@ -16,16 +16,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import BLOCK_PACKAGE, predicted_scores
-
-
-def run_fresh(script: str, *args, cwd) -> str:
-    result = subprocess.run(
-        [sys.executable, "-c", BLOCK_PACKAGE + script, *map(str, args)], capture_output=True, text=True, cwd=cwd,
-        env={**os.environ, "PYTHONPATH": "", "HF_HUB_OFFLINE": "1"}, stdin=subprocess.DEVNULL,
-    )
-    assert result.returncode == 0, result.stderr[-4000:]
-    return result.stdout.strip().splitlines()[-1]
+from conftest import predicted_scores, run_fresh
 
 
 def test_the_cards_first_snippet_scores_clips_in_a_fresh_process_like_predict(trained_export, test_split_records, tmp_path):
