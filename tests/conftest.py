@@ -1,7 +1,8 @@
 """Shared fixtures, built once per session: tiny random released-layout checkpoints of both backbones (one with the
-real Qwen vocabulary), their processors, and a small dataset of real mp4 clips; for the hostile-input tests, a dataset
-with every hostile clip, the model trained on it with --skip_bad_clips and a folder of hostile files, plus the helpers
-that run a command as a user would."""
+real Qwen vocabulary), their processors, a small dataset of real mp4 clips (and its test split), a trained run and its
+export; for the hostile-input tests, a dataset with every hostile clip, the model trained on it with --skip_bad_clips
+and a folder of hostile files. Helpers that several test files use: running a command as a user would, the scores
+`predict` gives, a process that cannot import this package, an environment holding only a requirements file."""
 
 import contextlib
 import csv
