@@ -1,17 +1,23 @@
 """Shared fixtures, built once per session: tiny random released-layout checkpoints of both backbones (one with the
-real Qwen vocabulary), their processors, and a small dataset of real mp4 clips; for the hostile-input tests, a dataset
-with every hostile clip, the model trained on it with --skip_bad_clips and a folder of hostile files, plus the helpers
-that run a command as a user would."""
+real Qwen vocabulary), their processors, a small dataset of real mp4 clips (and its test split), a trained run and its
+export; for the hostile-input tests, a dataset with every hostile clip, the model trained on it with --skip_bad_clips
+and a folder of hostile files. Helpers that several test files use: running a command as a user would, the scores
+`predict` gives, a process that cannot import this package, an environment holding only a requirements file."""
 
 import contextlib
 import csv
 import hashlib
+import importlib.metadata
 import io
+import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
+import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -120,6 +126,11 @@ def training_flags(backbone, data, output_dir, *extra):
     ]
 
 
+def small_run_flags(backbone, data, output_dir, *extra):
+    """The training tests' flags, unquantised and for one epoch; the media cache sits beside `output_dir`."""
+    return training_flags(backbone, data, output_dir, "--quantization", "none", "--num_train_epochs", "1", *extra)
+
+
 @pytest.fixture(scope="session")
 def trained_run(tiny_backbone_dir, demo_dataset_dir, tmp_path_factory):
     """One 4-bit QLoRA run (paper preset, 5 epochs) on the demo data, shared by the training, prediction and
@@ -163,6 +174,133 @@ def tiny_regressor_dir(tiny_backbone_dir, tmp_path_factory) -> Path:
             shutil.copyfile(tiny_backbone_dir / name, folder / name)
     return folder
 
+
+
+@pytest.fixture(scope="session")
+def test_split_records(demo_dataset_dir) -> list:
+    """The demo dataset's test clips (`Record`s), in label.csv's order."""
+    from omni_regressor.data import read_mmsa
+
+    return [record for record in read_mmsa(demo_dataset_dir)[0] if record.split == "test"]
+
+
+def predicted_scores(model_dir, records, tmp_path) -> list[float]:
+    """The scores `omni-regressor predict` gives `records` (path and transcript) with the model in `model_dir`."""
+    from omni_regressor.predict import main as predict_main
+
+    table = tmp_path / "inputs.csv"
+    table.write_text("path,text\n" + "".join(f'{record.media_path},"{record.text}"\n' for record in records), encoding="utf-8")
+    output = tmp_path / "scores.jsonl"
+    assert predict_main(["--model", str(model_dir), str(table), "--output", str(output), "--no_progress", "--overwrite"]) == 0
+    return [json.loads(line)["score"] for line in output.read_text().splitlines()]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+
+SAMPLE_RATE = 16000
+
+
+def speech_like_tone(seconds: float):
+    import numpy as np
+
+    time = np.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE
+    return (0.2 * np.sin(2 * np.pi * 220 * time) * (1 + np.sin(2 * np.pi * 3 * time)) / 2).astype(np.float32)
+
+
+def write_test_clip(path, width: int, height: int, seconds: float, fps: float = 25.0):
+    import numpy as np
+
+    from omni_regressor.media import write_clip
+
+    frames = np.zeros((int(seconds * fps), height, width, 3), dtype=np.uint8)
+    frames[:, : height // 2] = 140
+    frames[:, :, : width // 3] = 60
+    return write_clip(path, frames, fps, speech_like_tone(seconds), SAMPLE_RATE)
+
+
+@pytest.fixture(scope="session")
+def clip_360p_8s(tmp_path_factory):
+    """8 s of 640x360 at 25 fps with a speech-like tone: the official sizing's 364x644 frames."""
+    return write_test_clip(tmp_path_factory.mktemp("clip-360p") / "clip_360p_8s.mp4", 640, 360, 8.0)
+
+# --- exported folders away from this package: a fresh process that cannot import it, an environment holding only
+# what a requirements file installs (test_hub_folder.py, test_export.py, test_space.py) ---------------------------------
+
+BLOCK_PACKAGE = textwrap.dedent(
+    """
+    import importlib.abc, sys
+
+    class BlockPackage(importlib.abc.MetaPathFinder):
+        # Only the downloaded folder is here: the package that wrote it is not importable.
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] in {"omni_regressor", "configuration_omni_regressor", "modeling_omni_regressor",
+                                      "processing_omni_regressor", "pipeline_omni_regressor", "train_with_trainer"}:
+                raise ImportError(f"blocked: {name}")
+
+    sys.meta_path.insert(0, BlockPackage())
+    sys.path = [p for p in sys.path if p not in ("", ".")]
+    """
+)
+
+
+def run_fresh(script: str, *args, cwd) -> str:
+    """`python -c script args` in a process that cannot import this package (as on a user's machine) -> its last line."""
+    result = subprocess.run(
+        [sys.executable, "-c", BLOCK_PACKAGE + script, *map(str, args)], capture_output=True, text=True, cwd=cwd,
+        env={**os.environ, "PYTHONPATH": "", "HF_HUB_OFFLINE": "1"}, stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    return result.stdout.strip().splitlines()[-1]
+
+
+def requirement_closure(lines) -> set[str]:
+    """The distributions pip installs for `lines`: each requirement and, recursively, what it requires (no extras)."""
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    seen, todo = set(), [Requirement(line) for line in lines]
+    while todo:
+        requirement = todo.pop()
+        name = canonicalize_name(requirement.name)
+        if name in seen:
+            continue
+        seen.add(name)
+        for line in importlib.metadata.distribution(name).requires or ():
+            dependency = Requirement(line)
+            if dependency.marker is None or dependency.marker.evaluate({"extra": ""}):
+                todo.append(dependency)
+    return seen
+
+
+def requirements_only_site(lines, root: Path) -> Path:
+    """A site folder holding (as links) exactly the installed files of `requirement_closure(lines)`: with `python -S`
+    and this folder as PYTHONPATH, a process sees what a fresh `pip install -r requirements.txt` would give it."""
+    site = root / "site-packages"
+    site.mkdir(parents=True)
+    for name in requirement_closure(lines):
+        distribution = importlib.metadata.distribution(name)
+        base = Path(distribution.locate_file(""))
+        for entry in {Path(str(file)).parts[0] for file in distribution.files or ()}:
+            if entry in ("..", "bin") or entry.endswith(".pth") or (site / entry).exists():
+                continue
+            if (base / entry).exists():
+                (site / entry).symlink_to(base / entry)
+    return site
+
+
+def run_in_site(site: Path, script: str, *args, cwd, env=None, **popen) -> subprocess.CompletedProcess | subprocess.Popen:
+    environment = {key: value for key, value in os.environ.items() if not key.startswith(("PYTHON", "HF_"))}
+    environment.update({"PYTHONPATH": str(site), "PYTHONNOUSERSITE": "1", "HF_HUB_OFFLINE": "1",
+                        "HF_HOME": str(cwd / "hf-home"), **(env or {})})
+    command = [sys.executable, "-S", "-c", script, *map(str, args)]
+    if popen:
+        return subprocess.Popen(command, cwd=cwd, env=environment, stdin=subprocess.DEVNULL, **popen)
+    return subprocess.run(command, capture_output=True, text=True, cwd=cwd, env=environment, stdin=subprocess.DEVNULL)
 
 # --- hostile inputs: helpers and shared fixtures --------------------------------------------------------------------
 # The hostile cases (issue #13) are driven through the public entry points as a user would (`omni-regressor <command>`
@@ -271,6 +409,18 @@ def read_only_folder(tmp_path):
         if immutable:
             subprocess.run(["chattr", "-i", str(folder)], check=True)
         folder.chmod(0o755)
+
+
+def stale_and_fresh_temporaries(cache_dir: Path) -> tuple[Path, Path]:
+    """A new cache folder holding the temporary file of a writer killed two hours ago and one that another process may
+    still be writing: (stale, fresh)."""
+    cache_dir.mkdir()
+    stale, fresh = cache_dir / ".killed-writer.abc.tmp", cache_dir / ".live-writer.def.tmp"
+    stale.write_bytes(b"partial")
+    fresh.write_bytes(b"partial")
+    two_hours_ago = time.time() - 2 * 3600
+    os.utime(stale, (two_hours_ago, two_hours_ago))
+    return stale, fresh
 
 
 def hostile_training_flags(backbone, root, output_dir, *extra):

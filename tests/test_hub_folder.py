@@ -1,5 +1,6 @@
-"""The Hub folder is the product: scoring with only the download, adapters through peft's own API, packaging, the
-results table. Fresh processes here cannot import this package (an import blocker), as on a user's machine."""
+"""The Hub folder is the product (its code files: modeling_, processing_, pipeline_omni_regressor.py): scoring with only
+the download, adapters through peft's own API, `AutoProcessor` for the folder, packaging, the results table. Fresh
+processes here cannot import this package (an import blocker), as on a user's machine."""
 
 import csv
 import json
@@ -15,51 +16,13 @@ import numpy as np
 import pytest
 import torch
 
-from omni_regressor.data import read_mmsa
-from omni_regressor.predict import main as predict_main
-
-BLOCK_PACKAGE = textwrap.dedent(
-    """
-    import importlib.abc, sys
-
-    class BlockPackage(importlib.abc.MetaPathFinder):
-        # Only the downloaded folder is here: the package that wrote it is not importable.
-        def find_spec(self, name, path=None, target=None):
-            if name.split(".")[0] in {"omni_regressor", "configuration_omni_regressor", "modeling_omni_regressor",
-                                      "processing_omni_regressor", "pipeline_omni_regressor", "train_with_trainer"}:
-                raise ImportError(f"blocked: {name}")
-
-    sys.meta_path.insert(0, BlockPackage())
-    sys.path = [p for p in sys.path if p not in ("", ".")]
-    """
-)
+from conftest import predicted_scores, run_fresh
 
 
-def run_fresh(script: str, *args, cwd) -> str:
-    result = subprocess.run(
-        [sys.executable, "-c", BLOCK_PACKAGE + script, *map(str, args)], capture_output=True, text=True, cwd=cwd,
-        env={**os.environ, "PYTHONPATH": "", "HF_HUB_OFFLINE": "1"}, stdin=subprocess.DEVNULL,
-    )
-    assert result.returncode == 0, result.stderr[-4000:]
-    return result.stdout.strip().splitlines()[-1]
-
-
-@pytest.fixture(scope="module")
-def test_records(demo_dataset_dir):
-    return [record for record in read_mmsa(demo_dataset_dir)[0] if record.split == "test"]
-
-
-def predicted_scores(model_dir, records, tmp_path) -> list[float]:
-    table = tmp_path / "inputs.csv"
-    table.write_text("path,text\n" + "".join(f'{record.media_path},"{record.text}"\n' for record in records), encoding="utf-8")
-    assert predict_main(["--model", str(model_dir), str(table), "--output", str(tmp_path / "scores.jsonl"), "--no_progress"]) == 0
-    return [json.loads(line)["score"] for line in (tmp_path / "scores.jsonl").read_text().splitlines()]
-
-
-def test_the_cards_first_snippet_scores_clips_in_a_fresh_process_like_predict(trained_export, test_records, tmp_path):
+def test_the_cards_first_snippet_scores_clips_in_a_fresh_process_like_predict(trained_export, test_split_records, tmp_path):
     card = (trained_export / "README.md").read_text(encoding="utf-8")
     snippet = re.findall(r"```python\n(.*?)```", card, flags=re.DOTALL)[0]
-    record = test_records[0]
+    record = test_split_records[0]
     script = snippet.replace('"clip.mp4"', repr(record.media_path)).replace("I really liked this movie.", record.text)
     script = script.replace('"path/to/model"', repr(str(trained_export)))  # the card names no path of this machine
     single = float(run_fresh(script, cwd=tmp_path))
@@ -72,9 +35,9 @@ def test_the_cards_first_snippet_scores_clips_in_a_fresh_process_like_predict(tr
         print(json.dumps([result["score"] for result in sentiment(items, batch_size=2)]))
         """
     )
-    items = [{"path": record.media_path, "transcript": record.text} for record in test_records]
+    items = [{"path": record.media_path, "transcript": record.text} for record in test_split_records]
     batch = json.loads(run_fresh(batch_script, trained_export, json.dumps(items), cwd=tmp_path))
-    expected = predicted_scores(trained_export, test_records, tmp_path)
+    expected = predicted_scores(trained_export, test_split_records, tmp_path)
     assert single == pytest.approx(expected[0], abs=1e-4)
     np.testing.assert_allclose(batch, expected, atol=1e-4)
 
@@ -97,7 +60,7 @@ ADAPTER_SCRIPT = textwrap.dedent(
 )
 
 
-def test_the_adapter_loads_with_peft_in_a_fresh_process_with_its_head(trained_run, tiny_backbone_dir, test_records, tmp_path):
+def test_the_adapter_loads_with_peft_in_a_fresh_process_with_its_head(trained_run, tiny_backbone_dir, test_split_records, tmp_path):
     from transformers import AutoModel, AutoProcessor
 
     from processing_omni_regressor import ClipEncoder
@@ -105,14 +68,14 @@ def test_the_adapter_loads_with_peft_in_a_fresh_process_with_its_head(trained_ru
     output_dir, summary = trained_run
     merged = AutoModel.from_pretrained(output_dir / "model", trust_remote_code=True).eval()
     encoder = ClipEncoder.for_config(merged.config, AutoProcessor.from_pretrained(output_dir / "model"))
-    batch = dict(encoder.encode_batch([record.text for record in test_records[:3]], [record.media_path for record in test_records[:3]]))
+    batch = dict(encoder.encode_batch([record.text for record in test_split_records[:3]], [record.media_path for record in test_split_records[:3]]))
     torch.save(batch, tmp_path / "batch.pt")
     with torch.no_grad():
         expected = merged(**batch).logits
     moved = shutil.copytree(output_dir / "adapter", tmp_path / "elsewhere" / "adapter")  # loads after a move
     loaded = json.loads(run_fresh(ADAPTER_SCRIPT, moved, tmp_path / "batch.pt", tiny_backbone_dir, cwd=tmp_path))
     assert loaded["head_width"] == 16  # the trained head's size, from the adapter folder's config
-    # (AutoPeftModelForSequenceClassification from the adapter's Hub repository: test_artifacts_travel.)
+    # (AutoPeftModelForSequenceClassification from the adapter's Hub repository: test_export.)
     torch.testing.assert_close(torch.tensor(loaded["peft_model"]), expected, atol=1e-4, rtol=1e-4)
 
 
@@ -150,3 +113,22 @@ def test_each_run_appends_a_row_to_the_datasets_results_csv(trained_run, demo_da
     (row,) = [row for row in rows if row["output_dir"] == str(output_dir)]
     assert row["modalities"] == "T+A+V" and row["seeds"] == "7" and row["runs"] == "1" and row["readout"] == "discriminative"
     assert float(row["MAE_mean"]) == pytest.approx(summary["test_metrics"]["MAE"], abs=1e-4) and float(row["MAE_std"]) == 0.0
+
+
+def test_the_processor_takes_a_path_or_a_decoded_clip_and_batches_like_the_pipeline(trained_export, test_split_records):
+    import torch
+    from transformers import AutoProcessor
+
+    processor = AutoProcessor.from_pretrained(trained_export, trust_remote_code=True)
+    records = test_split_records[:2]
+    by_path = processor([record.media_path for record in records], [record.text for record in records])
+    decoded = [processor.encoder.decode(record.media_path) for record in records]
+    by_clip = processor(decoded, [record.text for record in records])
+    expected = processor.encoder.collate([processor.encoder.encode(record.text, clip) for record, clip in zip(records, decoded)])
+    assert by_path.keys() == by_clip.keys() == expected.keys()
+    for key, value in expected.items():
+        if isinstance(value, torch.Tensor):
+            torch.testing.assert_close(by_path[key], value)
+            torch.testing.assert_close(by_clip[key], value)
+    # Without trust_remote_code, the folder still gives the backbone's own processor.
+    assert type(AutoProcessor.from_pretrained(trained_export)).__name__ == "Qwen2_5OmniProcessor"

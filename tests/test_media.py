@@ -4,12 +4,12 @@ header probe, decoded-media cache), on real mp4 files."""
 import os
 import subprocess
 import sys
-import time
 
 import av
 import numpy as np
 import pytest
 
+from conftest import stale_and_fresh_temporaries
 from omni_regressor import media
 from omni_regressor.media import MediaCache, default_cache_dir, probe_media, write_clip
 from processing_omni_regressor import (
@@ -448,14 +448,8 @@ def test_cache_key_fingerprints_the_start_middle_and_end_of_the_file(tmp_path, w
 
 
 def test_stale_temporary_files_are_swept_and_fresh_ones_kept(tmp_path, cached_clip):
-    cache_dir = tmp_path / "cache"
-    cache_dir.mkdir()
-    stale, fresh = cache_dir / ".killed-writer.abc.tmp", cache_dir / ".live-writer.def.tmp"
-    stale.write_bytes(b"partial")
-    fresh.write_bytes(b"partial")
-    two_hours_ago = time.time() - 2 * 3600
-    os.utime(stale, (two_hours_ago, two_hours_ago))
-    cache = MediaCache(cache_dir)
+    stale, fresh = stale_and_fresh_temporaries(tmp_path / "cache")
+    cache = MediaCache(tmp_path / "cache")
     cache.load(cached_clip, small_settings())
     assert not stale.exists()
     assert fresh.exists()  # another process may still be writing it

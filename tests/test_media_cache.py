@@ -4,12 +4,11 @@ mtime, orphaned temporary files, and two processes writing the same entries at o
 import multiprocessing
 import os
 import sys
-import time
 
 import numpy as np
 
 import hostile_media as hm
-from conftest import SMALL_PIXEL_FLAGS, SMALL_PIXELS, predict, read_csv
+from conftest import SMALL_PIXEL_FLAGS, SMALL_PIXELS, predict, read_csv, stale_and_fresh_temporaries
 from omni_regressor.cli import main as cli_main
 
 
@@ -34,12 +33,7 @@ def test_a_clip_replaced_with_same_size_and_mtime_gets_its_own_score(regressor, 
 
 def test_orphaned_cache_temporary_files_are_cleaned(regressor, clip_folder, tmp_path):
     cache = tmp_path / "cache"
-    cache.mkdir()
-    orphan, live = cache / ".0123abcd.killed.tmp", cache / ".4567cdef.writing.tmp"
-    orphan.write_bytes(b"half an entry")
-    live.write_bytes(b"another process is writing this one")
-    two_hours_ago = time.time() - 2 * 3600
-    os.utime(orphan, (two_hours_ago, two_hours_ago))
+    orphan, live = stale_and_fresh_temporaries(cache)
     status, _, _ = predict(regressor, clip_folder / "a_good.mp4", "--output", tmp_path / "out.csv",
                            "--media_cache_dir", cache)
     assert status == 0

@@ -13,10 +13,9 @@ from safetensors import safe_open
 from transformers.models.qwen2_5_omni.modeling_qwen2_5_omni import Qwen2_5OmniThinkerModel
 
 import train_with_trainer
-from conftest import SMALL_PIXEL_FLAGS, training_flags
+from conftest import SMALL_PIXEL_FLAGS, predicted_scores, run_fresh, training_flags
 from omni_regressor.cli import main as cli_main
 from omni_regressor.probe import main as probe_main
-from test_hub_folder import predicted_scores, run_fresh, test_records  # noqa: F401 - test_records is a fixture
 
 NUM_LAYERS = 2  # the tiny backbone's decoder layers
 
@@ -112,16 +111,16 @@ PIPELINE_SCRIPT = textwrap.dedent(
 )
 
 
-def test_export_best_scores_in_predict_and_the_package_free_pipeline_like_the_probe_itself(exported_probe, test_records, tmp_path):
+def test_export_best_scores_in_predict_and_the_package_free_pipeline_like_the_probe_itself(exported_probe, test_split_records, tmp_path):
     output_dir, report = exported_probe
     best, model_dir = report["best"], Path(report["export_dir"])
     config = json.loads((model_dir / "config.json").read_text())
     assert config["head_type"] == "linear" and config["pooling"] == best["pooling"]
     assert config["readout_layer"] == (-1 if best["layer"] == NUM_LAYERS else best["layer"])
-    assert best["test_clip_ids"] == [record.clip_id for record in test_records]
+    assert best["test_clip_ids"] == [record.clip_id for record in test_split_records]
     expected = best["test_predictions"]
-    np.testing.assert_allclose(predicted_scores(model_dir, test_records, tmp_path), expected, atol=1e-4)
-    items = [{"path": record.media_path, "transcript": record.text} for record in test_records]
+    np.testing.assert_allclose(predicted_scores(model_dir, test_split_records, tmp_path), expected, atol=1e-4)
+    items = [{"path": record.media_path, "transcript": record.text} for record in test_split_records]
     np.testing.assert_allclose(json.loads(run_fresh(PIPELINE_SCRIPT, model_dir, json.dumps(items), cwd=tmp_path)),
                                expected, atol=1e-4)
 
@@ -155,7 +154,7 @@ def test_train_refuses_a_readout_layer_the_backbone_lacks(tiny_backbone_dir, dem
 
 
 def test_a_model_trained_with_mean_pooling_at_layer_1_scores_in_a_fresh_process_like_predict(
-        tiny_backbone_dir, demo_dataset_dir, test_records, tmp_path):
+        tiny_backbone_dir, demo_dataset_dir, test_split_records, tmp_path):
     output_dir = tmp_path / "run"
     summary = train_with_trainer.main(training_flags(
         tiny_backbone_dir, demo_dataset_dir, output_dir, "--pooling", "mean", "--readout_layer", "1",
@@ -167,8 +166,8 @@ def test_a_model_trained_with_mean_pooling_at_layer_1_scores_in_a_fresh_process_
         # transformers writes the language model back under the original checkpoint's name, `thinker.model`
         layers = {key.split(".")[3] for key in handle.keys() if key.startswith("thinker.model.layers.")}
     assert layers == {"0"}  # the second decoder layer is neither trained, saved nor run
-    expected = predicted_scores(model_dir, test_records, tmp_path)
-    items = [{"path": record.media_path, "transcript": record.text} for record in test_records]
+    expected = predicted_scores(model_dir, test_split_records, tmp_path)
+    items = [{"path": record.media_path, "transcript": record.text} for record in test_split_records]
     np.testing.assert_allclose(json.loads(run_fresh(PIPELINE_SCRIPT, model_dir, json.dumps(items), cwd=tmp_path)),
                                expected, atol=1e-4)
     assert np.ptp(expected) > 0

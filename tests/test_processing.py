@@ -1,4 +1,5 @@
-"""The one processing path: prompts per modality subset, saved settings, collation, the Trainer collator."""
+"""The one processing path (processing_omni_regressor.py): prompts per modality subset, saved settings, collation, the
+Trainer collator, audio features sized to the clip, the official defaults."""
 
 import itertools
 
@@ -240,3 +241,35 @@ def test_unknown_or_empty_modalities_are_refused():
         parse_modalities("")
     with pytest.raises(ValueError, match="modalities"):
         OmniRegressorConfig(processing={"modalities": []})
+
+
+def test_audio_features_are_sized_to_the_clip_with_the_same_pooled_state(real_tokenizer_backbone_dir, clip_360p_8s):
+    from modeling_omni_regressor import Qwen2_5OmniForSentimentRegression
+
+    processor = AutoProcessor.from_pretrained(real_tokenizer_backbone_dir)
+    assert processor.feature_extractor.chunk_length == 300  # the released setting
+    encoder = ClipEncoder(processor, ProcessingSettings(modalities=("audio",)))
+    clip = encoder.decode(clip_360p_8s)
+    sized = encoder.encode(None, clip)
+    prompt = processor.apply_chat_template(
+        [{"role": "system", "content": [{"type": "text", "text": encoder.settings.system_prompt}]},
+         {"role": "user", "content": [{"type": "audio"}, {"type": "text", "text": encoder.settings.task_prompt.format(low="-3", high="3")}]}],
+        add_generation_prompt=True, tokenize=False,
+    )
+    padded = processor(text=[prompt], audio=[clip.audio], audio_kwargs={"sampling_rate": 16000}, return_tensors="pt")
+    assert padded["input_features"].shape == (1, 128, 30000)  # what the released extractor does by default
+    assert sized["input_features"].shape[-1] <= 802 and torch.equal(sized["input_ids"], padded["input_ids"])
+    model = Qwen2_5OmniForSentimentRegression.from_pretrained(real_tokenizer_backbone_dir, head_hidden_size=16).eval()
+    with torch.no_grad():
+        small = model(**encoder.collate([sized]), output_pooled_hidden_state=True).pooled_hidden_state
+        full = model(**dict(padded), output_pooled_hidden_state=True).pooled_hidden_state
+    torch.testing.assert_close(small, full, atol=1e-5, rtol=1e-5)
+
+
+def test_official_defaults_are_the_processing_defaults():
+    settings = ProcessingSettings().resolve_for(image_factor=28, extractor_seconds=300.0)
+    assert (settings.fps, settings.min_frames, settings.max_frames) == (2.0, 4, 16)
+    assert (settings.min_pixels, settings.max_pixels) == (128 * 28 * 28, 768 * 28 * 28)
+    assert settings.total_pixels == int(128000 * 0.9 * 28 * 28) and settings.max_audio_seconds == 300.0
+    qwen3 = ProcessingSettings().resolve_for(image_factor=32, extractor_seconds=300.0)
+    assert (qwen3.min_pixels, qwen3.max_pixels) == (128 * 32 * 32, 768 * 32 * 32)

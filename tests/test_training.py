@@ -150,7 +150,7 @@ def test_model_card_is_valid_and_shows_the_runs_own_settings(trained_run, demo_d
     assert "model-index" not in data
     assert "pipeline_tag" not in data and data["inference"] is False
     assert data["license"] == "other" and "could not be read" in card.text  # the tiny base has no card to take it from
-    # The results are the exported folder's, evaluated after export (test_artifacts_travel checks them against
+    # The results are the exported folder's, evaluated after export (test_export checks them against
     # `omni-regressor evaluate`); latency says what it includes.
     exported = summary["exported_test_metrics"]
     assert f"| MAE | {exported['MAE']:.4f} |" in card.text and f"| Corr | {exported['Corr']:.4f} |" in card.text

@@ -1,8 +1,8 @@
-"""The web page as a person uses it: `omni-regressor serve` on a free port, driven in a real headless Chromium (upload a
-clip, type a transcript, press the button, read the score), and its `/score` API through gradio_client."""
+"""The web page as a person uses it (`omni-regressor serve`: omni_regressor/commands.py's serve_command, space_app.py) on
+a free port, driven in a real headless Chromium (upload a clip, type a transcript, press the button, read the score),
+and its `/score` API through gradio_client."""
 
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -11,16 +11,11 @@ import urllib.request
 import numpy as np
 import pytest
 
+from conftest import free_port
 from omni_regressor.data import read_mmsa
 from omni_regressor.predict import main as predict_main
 
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,7 @@
-"""The honest rehearsal: memory split into allocated and file-backed pages, the inference model freed before the
-training step, nothing left behind, interleaved timing, and a discriminative pass without LM head."""
+"""`omni-regressor benchmark` (omni_regressor/experiments/benchmark.py, with omni_regressor/random_checkpoint.py,
+benchmarks/process_memory.py and metering.py): both readouts measured in one run; the honest rehearsal: memory split
+into allocated and file-backed pages, the inference model freed before the training step, nothing left behind,
+interleaved timing, and a discriminative pass without LM head."""
 
 import json
 import mmap
@@ -7,9 +9,11 @@ from types import SimpleNamespace
 from unittest import mock
 
 import numpy as np
+import pytest
 import torch
 from transformers import AutoProcessor
 
+from conftest import SMALL_PIXEL_FLAGS
 from omni_regressor.backbones import backbone_of
 from omni_regressor.benchmarks.process_memory import PhaseMemory
 from omni_regressor.experiments import benchmark
@@ -144,3 +148,50 @@ def test_a_prequantized_random_checkpoint_loads_4bit_layers_without_quantising(t
     assert len(layers) == model.config.text_config.num_hidden_layers == 2
     assert all(isinstance(layer.mlp.up_proj, bnb.nn.Linear4bit) for layer in layers)
     assert not (tmp_path / ".prequantized-one-layer").exists()
+
+
+def test_benchmark_reports_both_readouts_measured_in_one_run(tmp_path):
+    from omni_regressor.experiments.benchmark import main
+
+    output = tmp_path / "benchmark.json"
+    assert main(["--arch", "tiny", "--random_weights", "true", "--num_clips", "8", "--clip_seconds", "2",
+                 "--clip_size", "128x96", *SMALL_PIXEL_FLAGS, "--repeats", "1", "--train_step", "true",
+                 "--output", str(output)]) == 0
+    report = json.loads(output.read_text())
+    for key in ("discriminative_ms_per_clip", "generative_ms_per_clip", "batch1_clips_per_second", "batch8_clips_per_second",
+                "generative_over_discriminative_latency", "batch8_over_batch1_throughput", "peak_memory_mb",
+                "qlora_train_step_peak_memory_mb"):
+        assert key in report
+    assert report["generative_over_discriminative_latency"] == pytest.approx(
+        report["generative_ms_per_clip"] / report["discriminative_ms_per_clip"]
+    )
+    assert report["batch8_over_batch1_throughput"] == pytest.approx(
+        report["batch8_clips_per_second"] / report["batch1_clips_per_second"]
+    )
+    assert report["frames_per_clip"] == 4 and report["quantization"] == "4bit"
+
+
+def test_benchmark_regressor_shares_the_generative_thinkers_weights(tiny_backbone_dir):
+    from omni_regressor.backbones import get_backbone
+    from omni_regressor.experiments.benchmark import regressor_sharing_backbone
+    from omni_regressor.recipes.generative import load_thinker
+
+    backbone = get_backbone("qwen2.5-omni")
+    thinker = load_thinker(str(tiny_backbone_dir), backbone, "none")
+    regressor = regressor_sharing_backbone(thinker, backbone)
+    assert regressor.thinker is thinker.model
+    assert not any(parameter.is_meta for parameter in regressor.parameters())
+    ids = torch.tensor([[5, 6, 7]])
+    with torch.no_grad():
+        hidden = thinker.model(input_ids=ids).last_hidden_state[:, -1]
+        torch.testing.assert_close(regressor(input_ids=ids, output_pooled_hidden_state=True).pooled_hidden_state, hidden)
+
+
+def test_ms_per_clip_leaves_the_warm_up_batch_out():
+    from omni_regressor.metering import BatchTimer
+
+    timer = BatchTimer()
+    timer.started, timer.batch_ends, timer.batch_sizes = 0.0, [5.0, 5.8, 6.6, 7.0], [8, 8, 8, 4]
+    assert timer.ms_per_clip(28) == pytest.approx(1000.0 * 2.0 / 20)
+    timer.batch_ends, timer.batch_sizes = [0.4], [4]
+    assert timer.ms_per_clip(4) == pytest.approx(100.0)

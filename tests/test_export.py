@@ -1,6 +1,6 @@
-"""Exported artifacts that travel: a model folder that scores from a copy in an environment holding only its
-`requirements.txt`, no path of the training machine and no pickle in any exported file, an adapter that loads after a
-copy or an upload, card results that are the exported folder's own, `AutoProcessor` for the folder, a Space folder.
+"""Exporting a run (omni_regressor/export.py, requirements.py, model_card.py): a model folder that scores from a copy
+in an environment holding only its `requirements.txt`, no path of the training machine and no pickle in any exported
+file, an adapter that loads after a copy or an upload, card results that are the exported folder's own, the push.
 
 The Hub here is a local fake: uploads land in a Hugging Face cache layout that fresh processes read offline
 (`HF_HUB_CACHE`, `HF_HUB_OFFLINE=1`), exactly as they read a downloaded repository."""
@@ -11,12 +11,9 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import textwrap
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -24,9 +21,7 @@ from huggingface_hub import ModelCard
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from conftest import REPO_ROOT, training_flags
-from omni_regressor.data import read_mmsa
-from omni_regressor.predict import main as predict_main
+from conftest import BLOCK_PACKAGE, REPO_ROOT, predicted_scores, requirements_only_site, run_in_site, training_flags
 
 BASE_ID, MODEL_ID, DATASET_ID = "omni-tests/tiny-omni", "omni-tests/sentiment", "omni-tests/demo-sentiment"
 PACKAGE_MODULES = ("omni_regressor", "configuration_omni_regressor", "modeling_omni_regressor",
@@ -83,63 +78,6 @@ def hub_run(tiny_backbone_dir, demo_dataset_dir, tmp_path_factory):
     return output_dir, summary, hub
 
 
-@pytest.fixture(scope="module")
-def test_records(demo_dataset_dir):
-    return [record for record in read_mmsa(demo_dataset_dir)[0] if record.split == "test"]
-
-
-def predicted(model_dir, records, tmp_path) -> list[float]:
-    table = tmp_path / "inputs.csv"
-    table.write_text("path,text\n" + "".join(f'{record.media_path},"{record.text}"\n' for record in records), encoding="utf-8")
-    output = tmp_path / "scores.jsonl"
-    assert predict_main(["--model", str(model_dir), str(table), "--output", str(output), "--no_progress", "--overwrite"]) == 0
-    return [json.loads(line)["score"] for line in output.read_text().splitlines()]
-
-
-# -- an environment holding only what a requirements file installs ------------------------------------------------
-
-def requirement_closure(lines) -> set[str]:
-    """The distributions pip installs for `lines`: each requirement and, recursively, what it requires (no extras)."""
-    seen, todo = set(), [Requirement(line) for line in lines]
-    while todo:
-        requirement = todo.pop()
-        name = canonicalize_name(requirement.name)
-        if name in seen:
-            continue
-        seen.add(name)
-        for line in importlib.metadata.distribution(name).requires or ():
-            dependency = Requirement(line)
-            if dependency.marker is None or dependency.marker.evaluate({"extra": ""}):
-                todo.append(dependency)
-    return seen
-
-
-def requirements_only_site(lines, root: Path) -> Path:
-    """A site folder holding (as links) exactly the installed files of `requirement_closure(lines)`: with `python -S`
-    and this folder as PYTHONPATH, a process sees what a fresh `pip install -r requirements.txt` would give it."""
-    site = root / "site-packages"
-    site.mkdir(parents=True)
-    for name in requirement_closure(lines):
-        distribution = importlib.metadata.distribution(name)
-        base = Path(distribution.locate_file(""))
-        for entry in {Path(str(file)).parts[0] for file in distribution.files or ()}:
-            if entry in ("..", "bin") or entry.endswith(".pth") or (site / entry).exists():
-                continue
-            if (base / entry).exists():
-                (site / entry).symlink_to(base / entry)
-    return site
-
-
-def run_in_site(site: Path, script: str, *args, cwd, env=None, **popen) -> subprocess.CompletedProcess | subprocess.Popen:
-    environment = {key: value for key, value in os.environ.items() if not key.startswith(("PYTHON", "HF_"))}
-    environment.update({"PYTHONPATH": str(site), "PYTHONNOUSERSITE": "1", "HF_HUB_OFFLINE": "1",
-                        "HF_HOME": str(cwd / "hf-home"), **(env or {})})
-    command = [sys.executable, "-S", "-c", script, *map(str, args)]
-    if popen:
-        return subprocess.Popen(command, cwd=cwd, env=environment, stdin=subprocess.DEVNULL, **popen)
-    return subprocess.run(command, capture_output=True, text=True, cwd=cwd, env=environment, stdin=subprocess.DEVNULL)
-
-
 SCORE_FROM_A_COPY = textwrap.dedent(
     """
     import importlib.util, json, sys
@@ -190,15 +128,15 @@ def test_requirements_carry_the_ranges_of_setup_py_and_the_card_installs_them(tr
     assert not (trained_export / "app.py").exists()
 
 
-def test_a_copied_folder_scores_with_only_its_requirements_installed_like_predict(trained_export, test_records, tmp_path):
+def test_a_copied_folder_scores_with_only_its_requirements_installed_like_predict(trained_export, test_split_records, tmp_path):
     lines = (trained_export / "requirements.txt").read_text(encoding="utf-8").split()
     site = requirements_only_site(lines, tmp_path / "env")
     copy = shutil.copytree(trained_export, tmp_path / "elsewhere" / "sentiment-model")
-    record = test_records[0]
+    record = test_split_records[0]
     result = run_in_site(site, SCORE_FROM_A_COPY, copy, record.media_path, record.text, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-4000:]
     scores = json.loads(result.stdout.strip().splitlines()[-1])
-    expected = predicted(trained_export, [record], tmp_path)[0]
+    expected = predicted_scores(trained_export, [record], tmp_path)[0]
     assert scores["processor_class"] == "OmniRegressorProcessor"
     assert scores["pipeline"] == pytest.approx(expected, abs=1e-4)
     assert scores["processor"][0] == pytest.approx(expected, abs=1e-4)
@@ -278,8 +216,6 @@ def merged_logits_and_batch(output_dir, records, tmp_path):
 
 
 def run_blocked(script, *args, cwd, env=None):
-    from test_hub_folder import BLOCK_PACKAGE
-
     result = subprocess.run(
         [sys.executable, "-c", BLOCK_PACKAGE + script, *map(str, args)], capture_output=True, text=True, cwd=cwd,
         env={**os.environ, "PYTHONPATH": "", "HF_HUB_OFFLINE": "1", **(env or {})}, stdin=subprocess.DEVNULL,
@@ -297,11 +233,11 @@ def test_an_adapter_of_a_local_base_says_what_to_pass(trained_run, tiny_backbone
         AutoModel.from_pretrained(copy, trust_remote_code=True)
 
 
-def test_the_uploaded_adapter_loads_from_the_hub_and_a_copy_with_peft(hub_run, test_records, tmp_path):
+def test_the_uploaded_adapter_loads_from_the_hub_and_a_copy_with_peft(hub_run, test_split_records, tmp_path):
     import torch
 
     output_dir, _, hub = hub_run
-    expected, batch_file = merged_logits_and_batch(output_dir, test_records[:3], tmp_path)
+    expected, batch_file = merged_logits_and_batch(output_dir, test_split_records[:3], tmp_path)
     env = {"HF_HUB_CACHE": str(hub.cache_dir)}
     from_hub = run_blocked(ADAPTER_FROM_ANYWHERE, f"{MODEL_ID}-adapter", batch_file, cwd=tmp_path, env=env)
     assert from_hub.returncode == 0, from_hub.stderr[-4000:]
@@ -338,79 +274,3 @@ def test_a_card_without_a_known_licence_or_dataset_says_so(trained_export):
     assert data["license"] == "other" and "licence could not be read" in card.text
     assert "datasets" not in data and "model-index" not in data  # a local dataset is not named as a Hub dataset
     assert 'model="path/to/model"' in card.text
-
-
-# -- the Space ------------------------------------------------------------------------------------------------------
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def test_space_command_writes_a_hub_id_space(trained_export, tmp_path):
-    from omni_regressor.cli import main as cli_main
-    from huggingface_hub import SpaceCard
-
-    assert cli_main(["space", "--model", str(trained_export), "--output_dir", str(tmp_path / "space"),
-                     "--model_id", MODEL_ID]) == 0
-    card = SpaceCard.load(tmp_path / "space" / "README.md").data.to_dict()
-    assert card["sdk"] == "gradio" and card["app_file"] == "app.py" and card["models"] == [MODEL_ID]
-    assert card["sdk_version"] == importlib.metadata.version("gradio")
-    assert f"SPACE_MODEL = {MODEL_ID!r}" in (tmp_path / "space" / "app.py").read_text()
-    assert sorted(os.listdir(tmp_path / "space")) == ["README.md", "app.py", "requirements.txt"]
-    assert cli_main(["space", "--model", str(trained_export), "--output_dir", str(tmp_path / "space")]) == 2  # not empty
-
-
-def test_a_space_runs_with_only_its_requirements_and_its_score_endpoint_gives_predicts_score(
-        trained_export, test_records, tmp_path):
-    from gradio_client import Client, handle_file
-
-    from omni_regressor.space import write_space
-
-    space = write_space(str(trained_export), tmp_path / "space")  # the model bundled as model/
-    assert (space / "model" / "model.safetensors").is_file()
-    site = requirements_only_site((space / "requirements.txt").read_text().split(), tmp_path / "env")
-    port = free_port()
-    app = ("import runpy, sys; sys.argv = ['app.py']; runpy.run_path('app.py', run_name='__main__')")
-    log = tmp_path / "space.log"
-    with open(log, "w") as output:
-        server = run_in_site(site, app, cwd=space, env={"GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False"},
-                             stdout=output, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.time() + 180
-        while time.time() < deadline:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2)
-                break
-            except OSError:
-                assert server.poll() is None, log.read_text()[-3000:]
-                time.sleep(1)
-        else:
-            pytest.fail(f"the Space did not come up: {log.read_text()[-3000:]}")
-        record = test_records[0]
-        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
-        score, bucket, polarity, *_ = client.predict(handle_file(record.media_path), record.text, api_name="/score")
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-    assert score == pytest.approx(predicted(trained_export, [record], tmp_path)[0], abs=1e-4)
-
-
-def test_the_processor_takes_a_path_or_a_decoded_clip_and_batches_like_the_pipeline(trained_export, test_records):
-    import torch
-    from transformers import AutoProcessor
-
-    processor = AutoProcessor.from_pretrained(trained_export, trust_remote_code=True)
-    records = test_records[:2]
-    by_path = processor([record.media_path for record in records], [record.text for record in records])
-    decoded = [processor.encoder.decode(record.media_path) for record in records]
-    by_clip = processor(decoded, [record.text for record in records])
-    expected = processor.encoder.collate([processor.encoder.encode(record.text, clip) for record, clip in zip(records, decoded)])
-    assert by_path.keys() == by_clip.keys() == expected.keys()
-    for key, value in expected.items():
-        if isinstance(value, torch.Tensor):
-            torch.testing.assert_close(by_path[key], value)
-            torch.testing.assert_close(by_clip[key], value)
-    # Without trust_remote_code, the folder still gives the backbone's own processor.
-    assert type(AutoProcessor.from_pretrained(trained_export)).__name__ == "Qwen2_5OmniProcessor"

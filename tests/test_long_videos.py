@@ -1,72 +1,19 @@
-"""Beyond a score: which modality moved it (leave-one-out), and sentiment over a long video in windows."""
+"""Sentiment over a long video in windows (`omni-regressor predict --window`, omni_regressor/long_videos.py): windows
+cover the video with the hop and take the subtitles they overlap; a window longer than the video or broken subtitles
+are error rows."""
 
-import csv
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from conftest import read_csv
 from omni_regressor.cli import main as cli_main
-from omni_regressor.data import read_mmsa
 from omni_regressor.inference import SentimentScorer
 from omni_regressor.media import write_clip
 
 SAMPLE_RATE = 16000
-
-
-@pytest.fixture(scope="module")
-def test_records(demo_dataset_dir):
-    return [record for record in read_mmsa(demo_dataset_dir)[0] if record.split == "test"]
-
-
-def read_csv(path) -> list[dict]:
-    with open(path, newline="", encoding="utf-8") as file:
-        return list(csv.DictReader(file))
-
-
-def test_leave_one_out_scores_equal_the_models_own_scores_on_fewer_modalities(trained_export, test_records, tmp_path):
-    table = tmp_path / "clips.csv"
-    table.write_text("path,text\n" + "".join(f'{r.media_path},"{r.text}"\n' for r in test_records[:3]) + f"{test_records[3].media_path},\n")
-    assert cli_main(["predict", "--model", str(trained_export), str(table), "--explain", "--output", str(tmp_path / "x.csv"),
-                     "--no_progress"]) == 0
-    rows = read_csv(tmp_path / "x.csv")
-    paths = [r.media_path for r in test_records[:3]]
-    texts = [r.text for r in test_records[:3]]
-    for left_out, kept in (("text", "audio,video"), ("audio", "text,video"), ("video", "text,audio")):
-        alone = SentimentScorer.from_pretrained(trained_export, modalities=kept).score(paths, texts)
-        explained = [float(row[f"score_without_{left_out}"]) for row in rows[:3]]
-        np.testing.assert_allclose(explained, alone, atol=1e-5)
-        effects = [float(row[f"{left_out}_effect"]) for row in rows[:3]]
-        np.testing.assert_allclose(effects, [float(row["score"]) - without for row, without in zip(rows[:3], explained)], atol=1e-6)
-    # A clip without transcript: its text columns are empty, never zero-filled; its other modalities are explained.
-    no_text = rows[3]
-    assert no_text["modalities"] == "audio+video" and no_text["score_without_text"] == "" and no_text["text_effect"] == ""
-    assert no_text["score_without_audio"] != "" and no_text["score_without_video"] != ""
-
-
-def test_the_python_api_explains_like_the_cli(trained_export, test_records):
-    scorer = SentimentScorer.from_pretrained(trained_export)
-    (row,) = scorer.explain([test_records[0].media_path], [test_records[0].text])
-    assert row["score"] == pytest.approx(scorer.score([test_records[0].media_path], [test_records[0].text])[0], abs=1e-6)
-    assert {"score_without_text", "text_effect", "score_without_audio", "score_without_video"} <= set(row)
-    (silent,) = scorer.explain([test_records[0].media_path])  # no transcript: nothing about text
-    assert "score_without_text" not in silent and "audio_effect" in silent
-
-
-def test_evaluate_explain_reports_each_modalitys_effect_and_the_mae_without_it(trained_export, demo_dataset_dir, tmp_path):
-    cache = str(trained_export.parents[1] / "media-cache")
-    assert cli_main(["evaluate", "--model", str(trained_export), "--dataset_dir", str(demo_dataset_dir), "--output_dir",
-                     str(tmp_path / "eval"), "--explain", "true", "--media_cache_dir", cache]) == 0
-    report = json.loads((tmp_path / "eval" / "metrics.json").read_text())
-    assert set(report["attribution"]) == {"text", "audio", "video"}
-    assert (tmp_path / "eval" / "attribution.png").stat().st_size > 5000 and (tmp_path / "eval" / "attribution.md").is_file()
-    rows = read_csv(tmp_path / "eval" / "predictions.csv")
-    for name, row in report["attribution"].items():
-        without = np.array([float(r[f"score_without_{name}"]) for r in rows])
-        labels = np.array([float(r["label"]) for r in rows])
-        assert row["MAE_without"] == pytest.approx(np.abs(without - labels).mean(), abs=1e-4)
-        assert row["mean_abs_effect"] == pytest.approx(np.mean([abs(float(r[f"{name}_effect"])) for r in rows]), abs=1e-9)
 
 
 @pytest.fixture(scope="module")
