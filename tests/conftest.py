@@ -513,3 +513,44 @@ def clip_folder(demo_dataset_dir, tmp_path_factory) -> Path:
     os.symlink(".", folder / "again", target_is_directory=True)  # a folder cycle: not followed, said so
     (folder / "notes.txt").write_text("not a clip")
     return folder
+
+
+# --- batches of clips of different lengths (modeling and pooling tests) --------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def clip_paths(tmp_path_factory):
+    """Three real mp4 files (H.264 + AAC) of different lengths and sizes."""
+    import numpy as np
+
+    from omni_regressor.media import write_clip
+
+    folder = tmp_path_factory.mktemp("clips")
+    rng = np.random.default_rng(0)
+    paths = []
+    for index, (seconds, height, width) in enumerate([(1.0, 48, 64), (2.0, 64, 48), (1.5, 56, 84)]):
+        fps = 8
+        frames = rng.integers(0, 255, size=(int(seconds * fps), height, width, 3), dtype=np.uint8)
+        times = np.arange(int(seconds * 16000)) / 16000
+        audio = (0.3 * np.sin(2 * np.pi * (220 + 110 * index) * times)).astype(np.float32)
+        path = folder / f"clip_{index}.mp4"
+        write_clip(path, frames, fps, audio, 16000)
+        paths.append(path)
+    return paths
+
+
+TRANSCRIPTS = ["i really loved it", "it was terrible and boring, a waste of time", "okay"]
+
+
+def right_padded(batch):
+    """The same batch with its token rows moved from left to right padding."""
+    import torch
+
+    batch = dict(batch)
+    input_ids, attention_mask = batch["input_ids"].clone(), batch["attention_mask"].clone()
+    for row in range(input_ids.shape[0]):
+        length = int(attention_mask[row].sum())
+        input_ids[row] = torch.roll(input_ids[row], -(input_ids.shape[1] - length))
+        attention_mask[row] = torch.roll(attention_mask[row], -(input_ids.shape[1] - length))
+    batch["input_ids"], batch["attention_mask"] = input_ids, attention_mask
+    return batch

@@ -7,7 +7,6 @@ import sys
 import textwrap
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from safetensors import safe_open
@@ -15,10 +14,10 @@ from safetensors.torch import save_file
 from transformers import AutoProcessor, Qwen2_5OmniThinkerForConditionalGeneration
 
 from configuration_omni_regressor import OmniRegressorConfig
-from conftest import SMALL_PIXELS
+from conftest import SMALL_PIXELS, TRANSCRIPTS, right_padded
 from modeling_omni_regressor import Qwen2_5OmniForSentimentRegression, Qwen3OmniMoeForSentimentRegression
 from omni_regressor.backbones import backbone_of
-from omni_regressor.media import MediaCache, write_clip
+from omni_regressor.media import MediaCache
 from processing_omni_regressor import ClipEncoder, ProcessingSettings
 
 from omni_regressor.backbones import BACKBONES
@@ -41,40 +40,8 @@ def backbone_regressor_and_encoder(request, tiny_backbone_for):
 
 
 @pytest.fixture(scope="module")
-def clip_paths(tmp_path_factory):
-    """Three real mp4 files (H.264 + AAC) of different lengths and sizes."""
-    folder = tmp_path_factory.mktemp("clips")
-    rng = np.random.default_rng(0)
-    paths = []
-    for index, (seconds, height, width) in enumerate([(1.0, 48, 64), (2.0, 64, 48), (1.5, 56, 84)]):
-        fps = 8
-        frames = rng.integers(0, 255, size=(int(seconds * fps), height, width, 3), dtype=np.uint8)
-        time = np.arange(int(seconds * 16000)) / 16000
-        audio = (0.3 * np.sin(2 * np.pi * (220 + 110 * index) * time)).astype(np.float32)
-        path = folder / f"clip_{index}.mp4"
-        write_clip(path, frames, fps, audio, 16000)
-        paths.append(path)
-    return paths
-
-
-@pytest.fixture(scope="module")
 def clip_encoder(tiny_processor):
     return ClipEncoder(tiny_processor, ProcessingSettings(**SMALL_PIXELS), media_cache=MediaCache(None))
-
-
-TRANSCRIPTS = ["i really loved it", "it was terrible and boring, a waste of time", "okay"]
-
-
-def right_padded(batch):
-    """The same batch with its token rows moved from left to right padding."""
-    batch = dict(batch)
-    input_ids, attention_mask = batch["input_ids"].clone(), batch["attention_mask"].clone()
-    for row in range(input_ids.shape[0]):
-        length = int(attention_mask[row].sum())
-        input_ids[row] = torch.roll(input_ids[row], -(input_ids.shape[1] - length))
-        attention_mask[row] = torch.roll(attention_mask[row], -(input_ids.shape[1] - length))
-    batch["input_ids"], batch["attention_mask"] = input_ids, attention_mask
-    return batch
 
 
 @pytest.mark.parametrize("modalities", [("text",), ("text", "audio", "video")])

@@ -6,12 +6,11 @@ import torch
 from transformers import AutoProcessor
 
 from configuration_omni_regressor import OmniRegressorConfig
-from conftest import SMALL_PIXELS
+from conftest import SMALL_PIXELS, TRANSCRIPTS, right_padded
 from modeling_omni_regressor import POOLERS, AttentionPooling
 from omni_regressor.backbones import backbone_of, thinker_config_for
 from omni_regressor.media import MediaCache
 from processing_omni_regressor import ClipEncoder, ProcessingSettings
-from test_modeling import TRANSCRIPTS, clip_paths, right_padded  # noqa: F401 - clip_paths is a fixture
 
 from omni_regressor.backbones import BACKBONES
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import read_csv
 from omni_regressor.data import read_mmsa
 from omni_regressor.inference import SentimentScorer
 from omni_regressor.predict import main as predict_main
@@ -32,11 +33,6 @@ def records(demo_dataset_dir):
 
 def predict(model_dir, *argv) -> int:
     return predict_main(["--model", str(model_dir), "--device", "cpu", "--no_progress", *map(str, argv)])
-
-
-def read_csv(path) -> list[dict]:
-    with open(path, newline="", encoding="utf-8") as file:
-        return list(csv.DictReader(file))
 
 
 def read_jsonl(path) -> list[dict]:

@@ -2,7 +2,6 @@
 metrics, every input once and in input order, with error rows for bad clips, and survive a scorer actor killed
 mid-run. Every test shares the session's 2-CPU cluster (`ray_cluster`)."""
 
-import csv
 import json
 import shutil
 import threading
@@ -12,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import SMALL_PIXEL_FLAGS
+from conftest import SMALL_PIXEL_FLAGS, read_csv
 from omni_regressor.data import read_mmsa
 from omni_regressor.eval.evaluation import main as evaluate_main
 from omni_regressor.predict import main as predict_main
@@ -20,11 +19,6 @@ from omni_regressor.predict import main as predict_main
 
 def predict(model_dir, *argv) -> int:
     return predict_main(["--model", str(model_dir), "--no_progress", *SMALL_PIXEL_FLAGS, *map(str, argv)])
-
-
-def read_csv(path) -> list[dict]:
-    with open(path, newline="", encoding="utf-8") as file:
-        return list(csv.DictReader(file))
 
 
 def assert_same_rows(rows, reference):

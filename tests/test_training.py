@@ -384,3 +384,40 @@ def test_full_fine_tuning_of_a_4bit_model_is_refused(tiny_backbone_dir, demo_dat
     with pytest.raises(SystemExit) as exit_info:
         train_with_trainer.main(training_flags(tiny_backbone_dir, demo_dataset_dir, tmp_path / "run", "--lora_preset", "none"))
     assert exit_info.value.code == 2 and "--quantization none" in capsys.readouterr().err
+
+
+def test_training_reports_time_per_stage_with_the_dataloader_workers_asked_for(tiny_backbone_dir, demo_dataset_dir,
+                                                                               tmp_path):
+    output_dir = tmp_path / "run"
+    summary = train_with_trainer.main(training_flags(tiny_backbone_dir, demo_dataset_dir, output_dir,
+                                                     "--num_train_epochs", "1", "--dataloader_num_workers", "2"))
+    stages = json.loads((output_dir / "training_summary.json").read_text())["stages"]
+    assert stages == summary["stages"]
+    assert stages["dataloader_num_workers"] == 2
+    assert stages["data_wait_seconds"] >= 0 and stages["forward_backward_seconds"] > 0
+    assert stages["evaluation_seconds"] > 0
+    assert 0 <= stages["data_wait_fraction"] <= 1
+    assert stages["data_wait_fraction"] == pytest.approx(
+        stages["data_wait_seconds"] / (stages["data_wait_seconds"] + stages["forward_backward_seconds"]), rel=1e-9)
+    cache = tmp_path / "media-cache"  # filled by the data check's workers, read by the training workers
+    assert len(list(cache.glob("*.safetensors"))) == len(list((demo_dataset_dir / "Raw").rglob("*.mp4")))
+    assert not list(cache.glob(".*.tmp"))
+
+
+def test_default_workers_leave_one_core_with_a_gpu_and_the_cores_to_the_model_on_cpu(monkeypatch, tmp_path):
+    import os
+
+    import torch
+
+    from omni_regressor.arguments import default_num_workers
+    from omni_regressor.training_arguments import OmniTrainingArguments
+
+    for cuda, cores, workers in [(True, 1, 0), (True, 2, 1), (True, 3, 2), (True, 16, 4),
+                                 (False, 2, 0), (False, 4, 0), (False, 8, 2), (False, 32, 4)]:
+        monkeypatch.setattr(torch.cuda, "is_available", lambda cuda=cuda: cuda)
+        monkeypatch.setattr(os, "sched_getaffinity", lambda pid, cores=cores: set(range(cores)))
+        assert default_num_workers() == workers, (cuda, cores)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)))
+    arguments = OmniTrainingArguments(output_dir=str(tmp_path))
+    assert arguments.dataloader_num_workers == 2 and arguments.dataloader_persistent_workers

@@ -1,5 +1,6 @@
-"""Scale (issue #12): memory that does not grow with the number of inputs, rows that survive a kill, `--resume`,
-scoring sharded over torchrun ranks, and training that says where its time goes.
+"""Streaming inference (omni_regressor/streaming.py, through `omni-regressor predict` and `evaluate`): memory that does
+not grow with the number of inputs, chunks of `--chunk_batches` batches, rows that survive a kill, `--resume`, and
+scoring sharded over torchrun ranks.
 
 The prediction tests score 640x360 clips at the official pixel limits (each decoded clip ~2.9 MB, each scored in
 ~0.1 s on 2 cores), so that memory per clip is visible and a run lasts long enough to be killed half-way.
@@ -8,7 +9,6 @@ The prediction tests score 640x360 clips at the official pixel limits (each deco
 import json
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,7 +18,7 @@ import numpy as np
 import psutil
 import pytest
 
-from conftest import SMALL_PIXEL_FLAGS, training_flags
+from conftest import SMALL_PIXEL_FLAGS, free_port
 from omni_regressor.benchmarks.common import (OFFICIAL_PIXEL_FLAGS, decoded_clip_bytes, peak_rss_bytes,
                                               predict_command, write_clip_folder)
 from omni_regressor.predict import RowWriter, read_rows
@@ -26,12 +26,6 @@ from omni_regressor.predict import main as predict_main
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 NUM_CLIPS = 16
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def torchrun(*argv) -> list[str]:
@@ -285,41 +279,3 @@ def test_chunks_hold_chunk_batches_times_batch_size_clips_and_the_former_keyword
     assert chunks_seen(batch_size=2, window_batches=2, score_window=score_by_position) == [4, 1]  # the former names
     # positions unchanged: batch_size, num_workers, chunk_batches, allow_missing_modalities, modalities, device, scorer
     assert chunks_seen(2, 0, 1, True, None, None, score_by_position) == [2, 2, 1]
-
-
-def test_training_reports_time_per_stage_with_the_dataloader_workers_asked_for(tiny_backbone_dir, demo_dataset_dir,
-                                                                               tmp_path):
-    import train_with_trainer
-
-    output_dir = tmp_path / "run"
-    summary = train_with_trainer.main(training_flags(tiny_backbone_dir, demo_dataset_dir, output_dir,
-                                                     "--num_train_epochs", "1", "--dataloader_num_workers", "2"))
-    stages = json.loads((output_dir / "training_summary.json").read_text())["stages"]
-    assert stages == summary["stages"]
-    assert stages["dataloader_num_workers"] == 2
-    assert stages["data_wait_seconds"] >= 0 and stages["forward_backward_seconds"] > 0
-    assert stages["evaluation_seconds"] > 0
-    assert 0 <= stages["data_wait_fraction"] <= 1
-    assert stages["data_wait_fraction"] == pytest.approx(
-        stages["data_wait_seconds"] / (stages["data_wait_seconds"] + stages["forward_backward_seconds"]), rel=1e-9)
-    cache = tmp_path / "media-cache"  # filled by the data check's workers, read by the training workers
-    assert len(list(cache.glob("*.safetensors"))) == len(list((demo_dataset_dir / "Raw").rglob("*.mp4")))
-    assert not list(cache.glob(".*.tmp"))
-
-
-def test_default_workers_leave_one_core_with_a_gpu_and_the_cores_to_the_model_on_cpu(monkeypatch, tmp_path):
-    import os
-
-    import torch
-
-    from omni_regressor.arguments import OmniTrainingArguments, default_num_workers
-
-    for cuda, cores, workers in [(True, 1, 0), (True, 2, 1), (True, 3, 2), (True, 16, 4),
-                                 (False, 2, 0), (False, 4, 0), (False, 8, 2), (False, 32, 4)]:
-        monkeypatch.setattr(torch.cuda, "is_available", lambda cuda=cuda: cuda)
-        monkeypatch.setattr(os, "sched_getaffinity", lambda pid, cores=cores: set(range(cores)))
-        assert default_num_workers() == workers, (cuda, cores)
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)))
-    arguments = OmniTrainingArguments(output_dir=str(tmp_path))
-    assert arguments.dataloader_num_workers == 2 and arguments.dataloader_persistent_workers
