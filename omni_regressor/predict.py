@@ -20,7 +20,7 @@ import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from .arguments import OmniArgumentParser, ProcessingArguments, UsageError, default_num_workers
+from .arguments import OmniArgumentParser, ProcessingArguments, UsageError, at_least, default_num_workers
 from .long_videos import window_items, write_video_rows
 from .ray_engine import EngineArguments
 
@@ -110,12 +110,7 @@ class PredictArguments:
         "else ./timelines)."})
 
     def validate(self):
-        if self.batch_size < 1:
-            raise ValueError(f"--batch_size must be at least 1, got {self.batch_size}.")
-        if self.chunk_batches < 1:
-            raise ValueError(f"--chunk_batches must be at least 1, got {self.chunk_batches}.")
-        if self.num_workers is not None and self.num_workers < 0:
-            raise ValueError(f"--num_workers must be 0 or more, got {self.num_workers}.")
+        at_least(self, batch_size=1, chunk_batches=1, num_workers=0)
         if self.output is not None and not self.output.lower().endswith(OUTPUT_SUFFIXES):
             raise ValueError(f"--output {self.output}: the suffix must be .csv, .jsonl or .parquet.")
         if self.resume and self.overwrite:

@@ -23,7 +23,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .arguments import UsageError
+from .arguments import UsageError, at_least
 
 ENGINES = ("local", "ray")
 # A named actor that, when one exists, receives each scorer actor's handle as it starts (tests kill one with it).
@@ -45,10 +45,7 @@ class EngineArguments:
     decode_cpus: float = field(default=1.0, metadata={"help": "With --engine ray: CPUs per decode + encode task."})
 
     def validate(self):
-        if self.num_scorers < 1:
-            raise ValueError(f"--num_scorers must be at least 1, got {self.num_scorers}.")
-        if self.scorer_gpus is not None and self.scorer_gpus < 0:
-            raise ValueError(f"--scorer_gpus must be 0 or more, got {self.scorer_gpus}.")
+        at_least(self, num_scorers=1, scorer_gpus=0)
         if not self.decode_cpus > 0:
             raise ValueError(f"--decode_cpus must be more than 0, got {self.decode_cpus}.")
         ray_flags = [name for name, default in (("ray_address", None), ("num_scorers", 1), ("scorer_gpus", None),

@@ -171,8 +171,10 @@ def _probe_imports(argv: list[str], cwd: Path) -> dict:
 
 def test_commands_that_neither_train_nor_quantise_import_neither_peft_nor_bitsandbytes(trained_export, demo_dataset_dir,
                                                                                        tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
     clip = next((demo_dataset_dir / "Raw").rglob("*.mp4"))
-    for argv in (
+    commands = (
         ["check-data", "--help"],
         ["predict", "--help"],
         ["evaluate", "--help"],
@@ -180,8 +182,10 @@ def test_commands_that_neither_train_nor_quantise_import_neither_peft_nor_bitsan
         ["predict", "--model", str(trained_export), str(clip), "--output", str(tmp_path / "scores.csv"), "--no_progress"],
         ["evaluate", "--model", str(trained_export), "--dataset_dir", str(demo_dataset_dir), "--output_dir",
          str(tmp_path / "eval")],
-    ):
-        probe = _probe_imports(argv, tmp_path)
+    )
+    with ThreadPoolExecutor(max_workers=2) as pool:  # fresh processes, two at a time (one per core)
+        probes = list(pool.map(lambda argv: _probe_imports(argv, tmp_path), commands))
+    for argv, probe in zip(commands, probes):
         assert probe["status"] == 0, (argv, probe["stderr"][-3000:])
         assert not probe["peft"] and not probe["bnb"], argv
 
@@ -276,12 +280,15 @@ def test_commands_on_local_folders_make_no_connection_behind_a_proxy_that_never_
 def test_a_hub_id_that_cannot_be_fetched_is_one_line_naming_it(tmp_path, demo_dataset_dir):
     clip = next((demo_dataset_dir / "Raw").rglob("*.mp4"))
     environment = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf-home")}
-    for argv in (["predict", "--model", "someone/not-cached-anywhere", str(clip)],
-                 ["train", "--model_name_or_path", "someone/not-cached-anywhere", "--dataset_dir", str(demo_dataset_dir),
-                  "--output_dir", str(tmp_path / "out")]):
-        result = subprocess.run([sys.executable, "-m", "omni_regressor.cli", *argv], capture_output=True, text=True,
-                                env=environment, cwd=tmp_path, stdin=subprocess.DEVNULL, timeout=300)
-        lines = [line for line in result.stderr.splitlines() if line.strip()]
-        assert result.returncode == 2 and len(lines) == 1, (argv, result.stderr[-3000:])
+    commands = (["predict", "--model", "someone/not-cached-anywhere", str(clip)],
+                ["train", "--model_name_or_path", "someone/not-cached-anywhere", "--dataset_dir", str(demo_dataset_dir),
+                 "--output_dir", str(tmp_path / "out")])
+    started = [subprocess.Popen([sys.executable, "-m", "omni_regressor.cli", *argv], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, env=environment, cwd=tmp_path,
+                                stdin=subprocess.DEVNULL) for argv in commands]  # both at once, one per core
+    for argv, process in zip(commands, started):
+        _, stderr = process.communicate(timeout=300)
+        lines = [line for line in stderr.splitlines() if line.strip()]
+        assert process.returncode == 2 and len(lines) == 1, (argv, stderr[-3000:])
         assert "'someone/not-cached-anywhere'" in lines[0] and "HF_HUB_OFFLINE" in lines[0] and "local folder" in lines[0]
 

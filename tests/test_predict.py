@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -235,15 +236,6 @@ def test_readme_usage_python_snippets_run_and_agree(trained_export, records, tin
         for block in readme_usage_blocks("python")
     ]
     assert len(substituted) == 4
-    outputs = []
-    for block in substituted[:3]:
-        result = subprocess.run([sys.executable, "-c", block], capture_output=True, text=True, cwd=tmp_path, stdin=subprocess.DEVNULL)
-        assert result.returncode == 0, result.stderr[-3000:]
-        outputs.append(result.stdout.strip().splitlines()[-1])
-    [python_score] = json.loads(outputs[0])
-    [loaded_model_score] = json.loads(outputs[1])
-    assert loaded_model_score == pytest.approx(python_score, abs=1e-6)
-    assert float(outputs[2]) == pytest.approx(python_score, abs=1e-6)
     # The adapter snippet loads both ways; the loaded models score like the merged export.
     check = substituted[3] + textwrap.dedent(
         f"""
@@ -254,10 +246,21 @@ def test_readme_usage_python_snippets_run_and_agree(trained_export, records, tin
             print(scorer.score([{clip.media_path!r}], [{clip.text!r}])[0])
         """
     )
-    result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, cwd=tmp_path, stdin=subprocess.DEVNULL)
-    assert result.returncode == 0, result.stderr[-3000:]
-    for line in result.stdout.strip().splitlines()[-1:]:
-        assert float(line) == pytest.approx(python_score, abs=1e-3)
+
+    def run(code):
+        return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
+                              stdin=subprocess.DEVNULL)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:  # fresh processes, two at a time (one per core)
+        results = list(pool.map(run, [*substituted[:3], check]))
+    for result in results:
+        assert result.returncode == 0, result.stderr[-3000:]
+    outputs = [result.stdout.strip().splitlines()[-1] for result in results]
+    [python_score] = json.loads(outputs[0])
+    [loaded_model_score] = json.loads(outputs[1])
+    assert loaded_model_score == pytest.approx(python_score, abs=1e-6)
+    assert float(outputs[2]) == pytest.approx(python_score, abs=1e-6)
+    assert float(outputs[3]) == pytest.approx(python_score, abs=1e-3)
 
 
 def test_readme_usage_shell_commands_run(trained_export, records, demo_dataset_dir, tmp_path):
