@@ -111,9 +111,10 @@ def write_random_thinker(arch: str, output_dir, seed: int = 0, dtype=torch.bfloa
 
     For benchmarks of memory and latency at the real shapes without downloading weights: the loading, quantisation
     and training code that runs on it is the code that runs on the released checkpoints. `tiny` is built as a model
-    (transformers' own initialisation) and saved, as is Qwen3-Omni (its fused experts are split back when saved); the
-    other Qwen2.5-Omni shapes (`streaming`, the default for them) are written
-    tensor by tensor from the model's shapes on the meta device, so writing a 7B checkpoint holds one ~2 GB shard in
+    (transformers' own initialisation) and saved, as are the shapes of a backbone whose layout transformers converts
+    on save (`BackboneSpec.layout_converted_on_save`: Qwen3-Omni's fused experts are split back); the other shapes
+    (`streaming`, the default for them: Qwen2.5-Omni 3B/7B) are written tensor by tensor from the model's shapes on the
+    meta device, so writing a 7B checkpoint holds one ~2 GB shard in
     memory instead of the whole 17 GB model. `prequantized` writes the language model's layers already in
     bitsandbytes' 4-bit format (`random_checkpoint.write_prequantized_random_thinker`): no quantisation at load.
     """
@@ -130,7 +131,7 @@ def write_random_thinker(arch: str, output_dir, seed: int = 0, dtype=torch.bfloa
         write_prequantized_random_thinker(spec, config, output_dir, seed=seed)
         processor.save_pretrained(output_dir)
         return output_dir
-    if streaming if streaming is not None else (arch != "tiny" and spec.name == "qwen2.5-omni"):
+    if streaming if streaming is not None else (arch != "tiny" and not spec.layout_converted_on_save):
         from .random_checkpoint import write_random_weights
 
         with torch.device("meta"):

@@ -35,6 +35,9 @@ class BackboneSpec:
             written out (with their sources) in the backbone's own file; `omni_regressor.released_tokenizer` builds a
             real tokenizer and processor from them (None if there is no replica). Keys added_tokens, named_tokens,
             tokenizer_config, chat_template, preprocessor, processor_class.
+        layout_converted_on_save: transformers converts the Thinker's tensors when it saves one (Qwen3-Omni's fused
+            experts are split back), so random checkpoints of its large shapes are built as a model and saved, not
+            written tensor by tensor from the meta-device shapes (`tiny_backbone.write_random_thinker`).
     """
 
     name: str
@@ -56,6 +59,7 @@ class BackboneSpec:
     image_factor: int = 28
     extractor_seconds: float = 300.0
     released_files: dict | None = field(repr=False, default=None)
+    layout_converted_on_save: bool = False
 
     @property
     def model_types(self) -> tuple[str, str]:
