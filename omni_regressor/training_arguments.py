@@ -81,7 +81,7 @@ def training_parser(prog: str = "omni-regressor train") -> OmniArgumentParser:
         (ModelArguments, DataArguments, ProcessingArguments, OmniTrainingArguments),
         prog=prog,
         description="Fine-tunes a sentiment readout on a Qwen-Omni Thinker with QLoRA and the HF Trainer, then exports "
-        "a Hub-ready folder. Flags may also come from a JSON or YAML file given first (later flags override it).",
+        "a Hub-ready folder. Flags may also come from JSON or YAML files anywhere on the line (later flags override them).",
     )
 
 
