@@ -104,6 +104,15 @@ def write_tiny_backbone(output_dir, seed: int = 0, backbone: str = "qwen2.5-omni
     return output_dir
 
 
+def streams_random_weights(arch: str) -> bool:
+    """Whether `write_random_thinker` writes the `--arch` shape tensor by tensor by default (its large shapes, where
+    the backbone allows it: `BackboneSpec.random_weights_streamable`)."""
+    from .backbones import architecture
+
+    spec, preset = architecture(arch)
+    return preset != "tiny" and spec.random_weights_streamable
+
+
 def write_random_thinker(arch: str, output_dir, seed: int = 0, dtype=torch.bfloat16, streaming: bool | None = None,
                          prequantized: bool = False) -> Path:
     """A Thinker-only checkpoint of an `--arch` shape (`tiny`, `7b`, `qwen3-omni-30b-a3b`, ...) with random weights and
@@ -111,10 +120,10 @@ def write_random_thinker(arch: str, output_dir, seed: int = 0, dtype=torch.bfloa
 
     For benchmarks of memory and latency at the real shapes without downloading weights: the loading, quantisation
     and training code that runs on it is the code that runs on the released checkpoints. `tiny` is built as a model
-    (transformers' own initialisation) and saved, as are the shapes of a backbone whose layout transformers converts
-    on save (`BackboneSpec.layout_converted_on_save`: Qwen3-Omni's fused experts are split back); the other shapes
-    (`streaming`, the default for them: Qwen2.5-Omni 3B/7B) are written tensor by tensor from the model's shapes on the
-    meta device, so writing a 7B checkpoint holds one ~2 GB shard in
+    (transformers' own initialisation) and saved, as are the shapes of a backbone whose spec does not allow streaming
+    (`BackboneSpec.random_weights_streamable`: Qwen3-Omni, whose fused experts transformers splits back on save); the
+    other shapes (`streaming`, the default for them: Qwen2.5-Omni 3B/7B) are written tensor by tensor from the
+    model's shapes on the meta device, so writing a 7B checkpoint holds one ~2 GB shard in
     memory instead of the whole 17 GB model. `prequantized` writes the language model's layers already in
     bitsandbytes' 4-bit format (`random_checkpoint.write_prequantized_random_thinker`): no quantisation at load.
     """
@@ -131,7 +140,7 @@ def write_random_thinker(arch: str, output_dir, seed: int = 0, dtype=torch.bfloa
         write_prequantized_random_thinker(spec, config, output_dir, seed=seed)
         processor.save_pretrained(output_dir)
         return output_dir
-    if streaming if streaming is not None else (arch != "tiny" and not spec.layout_converted_on_save):
+    if streaming if streaming is not None else streams_random_weights(arch):
         from .random_checkpoint import write_random_weights
 
         with torch.device("meta"):

@@ -75,6 +75,14 @@ def test_the_readout_probe_sees_an_lm_head_call_and_a_request_for_all_hidden_sta
     assert (probe.lm_head_calls, probe.all_hidden_states_requests) == (1, 1)
 
 
+def test_only_the_large_shapes_of_a_backbone_that_allows_it_are_streamed_by_default():
+    from omni_regressor.tiny_backbone import streams_random_weights
+
+    assert streams_random_weights("7b") and streams_random_weights("3b")
+    assert not streams_random_weights("tiny") and not streams_random_weights("qwen3-omni-tiny")
+    assert not streams_random_weights("qwen3-omni-30b-a3b")  # transformers splits its fused experts back on save
+
+
 def test_a_streamed_random_checkpoint_loads_every_weight(tmp_path):
     source = write_random_thinker("tiny", tmp_path / "streamed", streaming=True)
     assert (source / "model.safetensors.index.json").exists()

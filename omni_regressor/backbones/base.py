@@ -35,9 +35,10 @@ class BackboneSpec:
             written out (with their sources) in the backbone's own file; `omni_regressor.released_tokenizer` builds a
             real tokenizer and processor from them (None if there is no replica). Keys added_tokens, named_tokens,
             tokenizer_config, chat_template, preprocessor, processor_class.
-        layout_converted_on_save: transformers converts the Thinker's tensors when it saves one (Qwen3-Omni's fused
-            experts are split back), so random checkpoints of its large shapes are built as a model and saved, not
-            written tensor by tensor from the meta-device shapes (`tiny_backbone.write_random_thinker`).
+        random_weights_streamable: random checkpoints of its large `--arch` shapes may be written tensor by tensor
+            from the meta-device shapes (`random_checkpoint.write_random_weights`, which writes the layout transformers
+            saves a Qwen2.5-Omni Thinker in) instead of built as a model and saved (`tiny_backbone.write_random_thinker`).
+            False where transformers saves another layout (Qwen3-Omni splits its fused experts back when it saves).
     """
 
     name: str
@@ -59,7 +60,7 @@ class BackboneSpec:
     image_factor: int = 28
     extractor_seconds: float = 300.0
     released_files: dict | None = field(repr=False, default=None)
-    layout_converted_on_save: bool = False
+    random_weights_streamable: bool = False
 
     @property
     def model_types(self) -> tuple[str, str]:

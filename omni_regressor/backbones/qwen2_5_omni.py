@@ -288,4 +288,5 @@ QWEN2_5_OMNI = BackboneSpec(
         "preprocessor": QWEN2_5_OMNI_PREPROCESSOR,
         "processor_class": Qwen2_5OmniProcessor,
     },
+    random_weights_streamable=True,  # random_checkpoint writes the layout transformers saves its Thinker in
 )

@@ -378,5 +378,4 @@ QWEN3_OMNI = BackboneSpec(
         "preprocessor": QWEN3_OMNI_PREPROCESSOR,
         "processor_class": Qwen3OmniMoeProcessor,
     },
-    layout_converted_on_save=True,  # transformers splits the fused experts back when it saves a Thinker
 )
