@@ -3,7 +3,9 @@ token) with a 27-block vision encoder (patch 16, DeepStack) and a 32-layer audio
 
 Preset values: the released `config.json` (`thinker_config`, HF revision 26291f79 of Qwen3-Omni-30B-A3B-Instruct),
 written in transformers 5's form. `Qwen3OmniMoeThinkerConfig()` defaults are NOT the released values. The released
-tokenizer, chat template and preprocessor settings are written out below, each with its source (`released_files`).
+tokenizer, chat template and preprocessor settings are written out below, each with its source (`released_files`);
+the released fields it shares with Qwen2.5-Omni (the Whisper feature extractor, the common tokenizer_config fields)
+are taken from that backbone's file.
 
 Quantisation and LoRA of the experts: the regressor keeps every expert as three `nn.Linear` modules (the released
 checkpoint's own layout, see `Qwen3OmniMoeLinearExperts` in experts_omni_regressor.py), so 4-bit NF4 covers the
@@ -21,6 +23,7 @@ from transformers import (
 from modeling_omni_regressor import Qwen3OmniMoeForSentimentRegression
 
 from .base import LORA_PROJECTIONS, BackboneSpec
+from .qwen2_5_omni import QWEN2_5_OMNI_PREPROCESSOR, QWEN2_5_OMNI_TOKENIZER_CONFIG  # released fields both share
 
 TOKEN_IDS = {
     "audio_token_id": 151675,
@@ -198,17 +201,9 @@ QWEN3_OMNI_NAMED_TOKENS = {
 # pad <|endoftext|>; the other fields as Qwen2.5-Omni's); model_max_length 65536 is INFERRED from the thinker's
 # max_position_embeddings. padding_side "left" (the processor also forces `text_kwargs = {"padding_side": "left"}`).
 QWEN3_OMNI_TOKENIZER_CONFIG = {
-    "bos_token": None,
-    "eos_token": "<|im_end|>",
-    "pad_token": "<|endoftext|>",
-    "unk_token": None,
-    "errors": "replace",
-    "clean_up_tokenization_spaces": False,
-    "split_special_tokens": False,
+    **QWEN2_5_OMNI_TOKENIZER_CONFIG,
     "model_max_length": 65536,
-    "padding_side": "left",
     "processor_class": "Qwen3OmniMoeProcessor",
-    "tokenizer_class": "Qwen2Tokenizer",
 }
 
 # Chat template: Qwen3-Omni-30B-A3B-Instruct chat_template.json, NOT VERBATIM. No copy of the released file was found in
@@ -311,20 +306,7 @@ QWEN3_OMNI_CHAT_TEMPLATE = (
 # (`audio_kwargs` padding=True, truncation=False), not to chunk_length like Qwen2.5-Omni.
 QWEN3_OMNI_PREPROCESSOR = {
     "processor_class": "Qwen3OmniMoeProcessor",
-    "feature_extractor": {
-        "feature_extractor_type": "WhisperFeatureExtractor",
-        "feature_size": 128,
-        "sampling_rate": 16000,
-        "hop_length": 160,
-        "n_fft": 400,
-        "chunk_length": 300,
-        "n_samples": 4800000,
-        "nb_max_frames": 30000,
-        "dither": 0.0,
-        "padding_value": 0.0,
-        "padding_side": "right",
-        "return_attention_mask": True,
-    },
+    "feature_extractor": dict(QWEN2_5_OMNI_PREPROCESSOR["feature_extractor"]),  # the same Whisper extractor
     "image_processor": {
         "image_processor_type": "Qwen2VLImageProcessor",
         "patch_size": 16,
