@@ -115,7 +115,7 @@ def _evaluate(model_dir, dataset_dir, split, output_dir, dataset_format, labels_
 
     output_dir = Path(output_dir).resolve()
     config = OmniRegressorConfig.from_pretrained(model_dir)
-    settings, processor = resolve_settings(processing, model_dir)
+    settings, processor = resolve_settings(processing, model_dir, trust_remote_code)  # the scorer reuses both
     score_range = tuple(config.score_range)
     metrics_dataset = _canonical_dataset(metrics_dataset or metrics_for_score_range(score_range))
     rank, world_size = world()
@@ -149,7 +149,8 @@ def _evaluate(model_dir, dataset_dir, split, output_dir, dataset_format, labels_
         scores = scorer.stream(items, batch_size, allow_missing_modalities=False, explain=explain)
     else:  # the settings the data were checked with
         scorer = SentimentScorer.from_pretrained(model_dir, device=default_device(), media_cache_dir=media_cache.cache_dir,
-                                                 processing=settings.to_dict(), trust_remote_code=trust_remote_code)
+                                                 processing=settings.to_dict(), trust_remote_code=trust_remote_code,
+                                                 processor=processor)
         items = shard(items, rank, world_size)
         scores = stream_scores(scorer.model, scorer.encoder, items, batch_size, num_workers,
                                allow_missing_modalities=False, device=scorer.device, explain=explain)

@@ -24,12 +24,13 @@ class SentimentScorer:
 
     @classmethod
     def from_pretrained(cls, model_dir, modalities=None, media_cache_dir=None, device=None, processing=None,
-                        trust_remote_code: bool = False, **model_kwargs):
+                        trust_remote_code: bool = False, processor=None, **model_kwargs):
         """Loads a complete trained regressor with this package's classes (`omni_regressor.model_loading`): the
         folder's weights, never its code unless `trust_remote_code=True`.
 
         `processing`: processing settings overriding the saved ones (e.g. a lower pixel budget): a dict of
-        `ProcessingSettings` fields or a command's `ProcessingArguments`.
+        `ProcessingSettings` fields or a command's `ProcessingArguments`. `processor`: the folder's processor if the
+        caller already loaded it.
         """
         from .model_loading import load_regressor
 
@@ -37,8 +38,8 @@ class SentimentScorer:
         model = load_regressor(model_dir, trust_remote_code, **model_kwargs)
         if device is not None:
             model.to(device)
-        return cls.from_model(model, media_cache_dir=media_cache_dir, device=device, modalities=modalities,
-                              processing=processing, trust_remote_code=trust_remote_code)
+        return cls.from_model(model, processor=processor, media_cache_dir=media_cache_dir, device=device,
+                              modalities=modalities, processing=processing, trust_remote_code=trust_remote_code)
 
     @classmethod
     def from_model(cls, model, processor=None, media_cache_dir=None, device=None, modalities=None, processing=None,
@@ -48,10 +49,7 @@ class SentimentScorer:
         top (`omni_regressor.settings.resolve_settings`), the processor `processor` or the one saved beside the model."""
         from .settings import requested_settings, resolve_settings
 
-        requested = requested_settings(processing)
-        if modalities is not None:
-            requested["modalities"] = modalities
-        settings, processor = resolve_settings(requested, model.name_or_path, trust_remote_code, config=model.config,
+        settings, processor = resolve_settings(requested_settings(processing, modalities), model.name_or_path, trust_remote_code, config=model.config,
                                                processor=processor)
         encoder = ClipEncoder(processor, settings, model.config.score_range, MediaCache(media_cache_dir))
         encoder.max_positions = max_positions(model)  # an over-long transcript is cut to fit, with a warning

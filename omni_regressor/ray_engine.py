@@ -250,10 +250,7 @@ class RayScorer:
 
         connect(engine.ray_address)
         config = load_config(model_dir)
-        requested = requested_settings(processing)
-        if modalities is not None:
-            requested["modalities"] = modalities
-        settings, processor = resolve_settings(requested, model_dir, config=config)
+        settings, processor = resolve_settings(requested_settings(processing, modalities), model_dir, config=config)
         encoder = ClipEncoder(processor, settings, config.score_range, MediaCache(media_cache_dir))
         scorer = cls(model_dir, encoder, engine, settings.modalities, media_cache_dir, settings.to_dict())
         scorer.config = config  # what predict's provenance reads (no weights are loaded on the driver)

@@ -30,17 +30,22 @@ def saved_settings(model_name_or_path=None, config=None) -> ProcessingSettings |
     return None
 
 
-def requested_settings(processing) -> dict:
+def requested_settings(processing, modalities=None) -> dict:
     """The settings a user asked for: `ProcessingArguments.overrides()`, or a dict of `ProcessingSettings` fields (an
-    unknown name is refused, never dropped)."""
+    unknown name is refused, never dropped), with `modalities` on top when given."""
     if processing is None:
-        return {}
-    if hasattr(processing, "overrides"):
-        return processing.overrides()
-    unknown = sorted(set(processing) - SETTING_NAMES)
-    if unknown:
-        raise ValueError(f"unknown processing setting {unknown[0]!r}; the settings are {', '.join(sorted(SETTING_NAMES))}.")
-    return dict(processing)
+        requested = {}
+    elif hasattr(processing, "overrides"):
+        requested = processing.overrides()
+    else:
+        unknown = sorted(set(processing) - SETTING_NAMES)
+        if unknown:
+            raise ValueError(f"unknown processing setting {unknown[0]!r}; the settings are "
+                             f"{', '.join(sorted(SETTING_NAMES))}.")
+        requested = dict(processing)
+    if modalities is not None:
+        requested["modalities"] = modalities
+    return requested
 
 
 def resolve_settings(processing=None, model_name_or_path=None, trust_remote_code: bool = False, *, config=None,
